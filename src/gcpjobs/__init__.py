@@ -1,0 +1,47 @@
+"""gcpjobs: run ML and data work as Google Cloud jobs (Vertex AI custom jobs, Cloud Run jobs).
+
+The public names are loaded lazily so that `import gcpjobs` (and the CLI) stay fast: the Google
+client libraries cost most of a second to import and are only needed once a request is sent.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "VertexJob": "gcpjobs.specs.vertex",
+    "WorkerPool": "gcpjobs.specs.vertex",
+    "load_job_file": "gcpjobs.specs.jobfile",
+    "AsyncVertexClient": "gcpjobs.clients.vertex",
+    "VertexClient": "gcpjobs.clients.vertex",
+    "JobState": "gcpjobs.states",
+    "JobStatus": "gcpjobs.results",
+    "JobResult": "gcpjobs.results",
+    "JobError": "gcpjobs.results",
+    "StateChange": "gcpjobs.watch.events",
+    "GcpJobsError": "gcpjobs.errors",
+    "SpecError": "gcpjobs.errors",
+    "ApiError": "gcpjobs.errors",
+    "JobNotFoundError": "gcpjobs.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:
+    from gcpjobs.clients.vertex import AsyncVertexClient, VertexClient
+    from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError, SpecError
+    from gcpjobs.results import JobError, JobResult, JobStatus
+    from gcpjobs.specs.jobfile import load_job_file
+    from gcpjobs.specs.vertex import VertexJob, WorkerPool
+    from gcpjobs.states import JobState
+    from gcpjobs.watch.events import StateChange
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gcpjobs' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

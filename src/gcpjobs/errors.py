@@ -1,0 +1,51 @@
+"""The exceptions gcpjobs raises to its users.
+
+Every one carries a message that fits on one line and says what is wrong and how to fix it;
+the CLI prints exactly that line (and the traceback only with `--debug`).
+"""
+
+from __future__ import annotations
+
+
+class GcpJobsError(Exception):
+    """Base of every error gcpjobs raises on purpose."""
+
+
+class SpecError(GcpJobsError, ValueError):
+    """A job description is invalid. Raised before anything is sent.
+
+    `field` is the dotted path of the offending field (`accelerator_count`,
+    `extra_worker_pools[0].replica_count`) or `None` for the document as a whole.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class JobFileError(SpecError):
+    """A job file cannot be read or parsed (missing, not YAML, unknown `kind`)."""
+
+
+class ApiError(GcpJobsError):
+    """The service refused a request, or could not be reached after retries.
+
+    `code` is the gRPC status code name (`INVALID_ARGUMENT`, `PERMISSION_DENIED`,
+    `UNAVAILABLE` ...) and `message` the server's own message, unchanged.
+    """
+
+    def __init__(self, code: str, message: str, *, method: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.method = method
+        where = f" ({method})" if method else ""
+        super().__init__(f"{code}{where}: {message}")
+
+
+class JobNotFoundError(ApiError):
+    """No job has that name (the server answered NOT_FOUND)."""
+
+
+class EmulatorError(GcpJobsError):
+    """The local emulator could not be started, reached or stopped."""
