@@ -1,0 +1,649 @@
+"""The ListCustomJobs `filter` language, and the page tokens and page sizes of list replies.
+
+Vertex documents (ListCustomJobsRequest.filter): `display_name` with `=`, `!=` and `:` wildcard;
+`state` with `=`, `!=`; `create_time` with `=`, `!=`, `<`, `<=`, `>`, `>=` and an RFC 3339
+value; `labels.key=value` and `labels.key:*`; AND, OR, NOT; snake_case and camelCase field
+names; quoted label keys (`labels."a key"`). The grammar is Google's AIP-160:
+
+    filter     = [expression]
+    expression = sequence {"AND" sequence}
+    sequence   = factor {factor}            juxtaposition is an AND
+    factor     = term {"OR" term}
+    term       = ["NOT" | "-"] simple
+    simple     = restriction | "(" expression ")"
+    restriction = member comparator value   comparator: = != < <= > >= :
+
+so, faithfully to AIP-160 and unlike most programming languages, OR binds tighter than AND:
+`a AND b OR c` means `a AND (b OR c)`, and `a b OR c` means the same. NOT and `-` bind
+tightest. AND, OR and NOT are keywords only in upper case.
+
+Choices where the documents leave room (each is what a careful client can rely on):
+- `:` on a string is AIP-160's "has", which for a single value means equality; a `*` in the
+  value is a wildcard for any run of characters, so `display_name:"my_job_*"` is a prefix
+  match and `display_name:"*train*"` a substring match. `=` and `!=` never expand `*`.
+- `labels.KEY:*` is true when the label exists; `labels.KEY:V` and `labels.KEY=V` when it has
+  the value V (`:` with the same wildcards as above); `labels.KEY!=V` when it is missing or
+  differs; `labels:KEY` (AIP-160's map "has key") when the key exists.
+- `update_time`, `start_time` and `end_time` take the operators of `create_time`. A job that
+  has no such time yet (not started, not ended) satisfies only `!=`.
+- Values are double- or single-quoted (backslash escapes the next character) or bare; a
+  bare value runs to the next space, parenthesis or quote, so `create_time>2021-05-18T00:00:00Z`
+  works unquoted. State values are the `JobState` names (`JOB_STATE_SUCCEEDED`).
+- A bare word with no comparison (AIP-160's global search) and parenthesised value lists
+  (`state=(A OR B)`) are refused with a message that shows the supported spelling.
+
+Every refusal is a `FilterError` whose message is one line, what the server returns as
+INVALID_ARGUMENT: `Invalid filter "<filter>": <what is wrong>`. Positions count characters
+from 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from types import MappingProxyType
+from typing import NoReturn, Protocol
+
+from google.protobuf import timestamp_pb2
+
+from gcpjobs.states import JobState
+
+
+class FilterError(ValueError):
+    """A ListCustomJobs filter the server refuses; the message is the INVALID_ARGUMENT text."""
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a filter sees of a job."""
+
+    display_name: str
+    state: str  # "JOB_STATE_RUNNING"
+    create_time: datetime  # aware, UTC
+    update_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def compile_filter(text: str) -> Callable[[JobView], bool]:
+    """Parse a ListCustomJobs filter into a predicate; "" (or only spaces) matches every job.
+
+    Raises `FilterError` for anything the real service would refuse as INVALID_ARGUMENT.
+    """
+    return _compile(text).matches
+
+
+# ---------------------------------------------------------------------------------------------
+# What a parsed filter is made of. Each node answers one question about one job.
+
+
+class _Node(Protocol):
+    def matches(self, job: JobView) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Always:
+    def matches(self, job: JobView) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class _All:
+    parts: tuple[_Node, ...]
+
+    def matches(self, job: JobView) -> bool:
+        return all(part.matches(job) for part in self.parts)
+
+
+@dataclass(frozen=True)
+class _Any:
+    parts: tuple[_Node, ...]
+
+    def matches(self, job: JobView) -> bool:
+        return any(part.matches(job) for part in self.parts)
+
+
+@dataclass(frozen=True)
+class _Not:
+    part: _Node
+
+    def matches(self, job: JobView) -> bool:
+        return not self.part.matches(job)
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """`:` value: equality, where each `*` stands for any run of characters."""
+
+    regex: re.Pattern[str]
+
+    @classmethod
+    def of(cls, value: str) -> _Pattern:
+        body = ".*".join(re.escape(piece) for piece in value.split("*"))
+        return cls(re.compile(body, re.DOTALL))
+
+    def matches_text(self, text: str) -> bool:
+        return self.regex.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class _DisplayName:
+    equal: bool
+    value: str
+
+    def matches(self, job: JobView) -> bool:
+        return (job.display_name == self.value) is self.equal
+
+
+@dataclass(frozen=True)
+class _DisplayNameLike:
+    pattern: _Pattern
+
+    def matches(self, job: JobView) -> bool:
+        return self.pattern.matches_text(job.display_name)
+
+
+@dataclass(frozen=True)
+class _State:
+    equal: bool
+    value: str
+
+    def matches(self, job: JobView) -> bool:
+        return (job.state == self.value) is self.equal
+
+
+@dataclass(frozen=True)
+class _Time:
+    attribute: str
+    operator: str
+    nanos: int  # since the Unix epoch, UTC
+
+    def matches(self, job: JobView) -> bool:
+        when: datetime | None = getattr(job, self.attribute)
+        if when is None:
+            return self.operator == "!="
+        return _COMPARE[self.operator](_epoch_nanos(when), self.nanos)
+
+
+@dataclass(frozen=True)
+class _LabelHas:
+    key: str
+
+    def matches(self, job: JobView) -> bool:
+        return self.key in job.labels
+
+
+@dataclass(frozen=True)
+class _HasLabels:
+    def matches(self, job: JobView) -> bool:
+        return bool(job.labels)
+
+
+@dataclass(frozen=True)
+class _LabelValue:
+    key: str
+    equal: bool
+    value: str
+
+    def matches(self, job: JobView) -> bool:
+        # A missing label is "not equal": labels.k!=v keeps jobs without the label.
+        return (job.labels.get(self.key) == self.value) is self.equal
+
+
+@dataclass(frozen=True)
+class _LabelLike:
+    key: str
+    pattern: _Pattern
+
+    def matches(self, job: JobView) -> bool:
+        actual = job.labels.get(self.key)
+        return actual is not None and self.pattern.matches_text(actual)
+
+
+_COMPARE: Mapping[str, Callable[[int, int], bool]] = MappingProxyType(
+    {
+        "=": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _epoch_nanos(when: datetime) -> int:
+    # Integer arithmetic: a float timestamp would blur equality at microsecond precision.
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields: the names a filter may use, mapped to what they mean.
+
+_TIME_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "create_time": "create_time",
+        "createTime": "create_time",
+        "update_time": "update_time",
+        "updateTime": "update_time",
+        "start_time": "start_time",
+        "startTime": "start_time",
+        "end_time": "end_time",
+        "endTime": "end_time",
+    }
+)
+_DISPLAY_NAME_FIELDS = frozenset({"display_name", "displayName"})
+_SUPPORTED_FIELDS = (
+    "display_name, state, create_time, update_time, start_time, end_time, labels.KEY "
+    "(camelCase names such as displayName work too)"
+)
+_STATE_NAMES: tuple[str, ...] = tuple(f"JOB_STATE_{state.value}" for state in JobState)
+_COMPARATORS = ("<=", ">=", "!=", "<", ">", "=", ":")
+_KEYWORDS = frozenset({"AND", "OR", "NOT"})
+# Characters that end a bare word: AIP-160's TEXT excludes these.
+_WORD_STOP = frozenset(" \t\r\n.,:=<>!()\"'")
+_VALUE_STOP = frozenset(" \t\r\n()\"'")
+_MAX_NESTING = 32  # parentheses; keeps hostile filters far from Python's recursion limit
+
+
+@lru_cache(maxsize=256)
+def _compile(text: str) -> _Node:
+    # Cached: clients poll the same filter over and over, and nodes are immutable.
+    return _Parser(text).parse()
+
+
+@dataclass(frozen=True)
+class _Value:
+    text: str
+    quoted: bool
+    position: int  # 1-based
+
+
+class _Parser:
+    """Recursive descent over the raw text (no separate token list: whether `:` or `-` ends a
+    token depends on where the parser stands, e.g. inside an unquoted timestamp)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.depth = 0
+
+    # -- entry --------------------------------------------------------------------------------
+
+    def parse(self) -> _Node:
+        self._skip_space()
+        if self._at_end():
+            return _Always()
+        node = self._expression()
+        self._skip_space()
+        if not self._at_end():
+            self._fail_unexpected()
+        return node
+
+    # -- grammar ------------------------------------------------------------------------------
+
+    def _expression(self) -> _Node:
+        parts = [self._sequence()]
+        while self._next_keyword() == "AND":
+            self._take_word()
+            self._skip_space()
+            parts.append(self._sequence())
+        return parts[0] if len(parts) == 1 else _All(tuple(parts))
+
+    def _sequence(self) -> _Node:
+        parts = [self._factor()]
+        while True:
+            self._skip_space()
+            if self._at_end() or self._peek() == ")" or self._next_keyword() == "AND":
+                break
+            parts.append(self._factor())
+        return parts[0] if len(parts) == 1 else _All(tuple(parts))
+
+    def _factor(self) -> _Node:
+        parts = [self._term()]
+        while self._next_keyword() == "OR":
+            self._take_word()
+            self._skip_space()
+            parts.append(self._term())
+        return parts[0] if len(parts) == 1 else _Any(tuple(parts))
+
+    def _term(self) -> _Node:
+        negations = 0
+        while True:  # a loop, not recursion: "NOT NOT NOT ..." must not exhaust the stack
+            self._skip_space()
+            if self._peek() == "-":
+                self.pos += 1
+                negations += 1
+            elif self._next_keyword() == "NOT" and self._negation_follows():
+                self._take_word()
+                negations += 1
+            else:
+                break
+        self._skip_space()
+        node = self._simple()
+        return _Not(node) if negations % 2 else node
+
+    def _simple(self) -> _Node:
+        if self._peek() != "(":
+            return self._restriction()
+        if self.depth >= _MAX_NESTING:
+            self._fail(f"parentheses nest deeper than {_MAX_NESTING} levels; simplify the filter")
+        self.depth += 1
+        self.pos += 1
+        self._skip_space()
+        if self._peek() == ")":
+            self._fail_unexpected("a comparison such as state=JOB_STATE_RUNNING")
+        node = self._expression()
+        self._skip_space()
+        if self._peek() != ")":
+            self._fail_unexpected('")"')
+        self.pos += 1
+        self.depth -= 1
+        return node
+
+    def _restriction(self) -> _Node:
+        start = self.pos + 1
+        name = self._member_part()
+        path = [name]
+        while self._peek() == ".":
+            self.pos += 1
+            path.append(self._member_part())
+        self._skip_space()
+        operator = self._comparator()
+        if operator is None:
+            self._fail_missing_comparator(path[0].text, start)
+        self._skip_space()
+        value = self._value(operator)
+        return self._restriction_node(path, operator, value, start)
+
+    # -- restrictions -------------------------------------------------------------------------
+
+    def _restriction_node(
+        self, path: list[_Value], operator: str, value: _Value, start: int
+    ) -> _Node:
+        head = path[0].text
+        if head == "labels":
+            return self._labels_node(path, operator, value)
+        if head not in _DISPLAY_NAME_FIELDS and head != "state" and head not in _TIME_FIELDS:
+            self._fail(f"unsupported field {_show(head)} at position {start}; supported fields: "
+                       f"{_SUPPORTED_FIELDS}")
+        if len(path) > 1:
+            self._fail(f"{_show(head)} has no subfields (position {start})")
+        if head in _DISPLAY_NAME_FIELDS:
+            self._require_operator(head, operator, ("=", "!=", ":"), start)
+            if operator == ":":
+                return _DisplayNameLike(_Pattern.of(value.text))
+            return _DisplayName(operator == "=", value.text)
+        if head == "state":
+            self._require_operator(head, operator, ("=", "!="), start)
+            if value.text not in _STATE_NAMES:
+                self._fail(f"unknown state {_show(value.text)}; expected one of "
+                           f"{', '.join(_STATE_NAMES)}")
+            return _State(operator == "=", value.text)
+        self._require_operator(head, operator, ("=", "!=", "<", "<=", ">", ">="), start)
+        return _Time(_TIME_FIELDS[head], operator, self._timestamp_nanos(head, value))
+
+    def _labels_node(self, path: list[_Value], operator: str, value: _Value) -> _Node:
+        if len(path) == 1:
+            if operator == ":" and value.text == "*" and not value.quoted:
+                return _HasLabels()  # AIP-160 presence: the map is not empty
+            if operator == ":" and value.text:
+                return _LabelHas(value.text)  # AIP-160 map "has key": labels:KEY
+            self._fail("labels needs a key: write labels.KEY=VALUE, labels.KEY!=VALUE or "
+                       "labels.KEY:*")
+        if len(path) > 2:
+            keys = ".".join(part.text for part in path[1:])
+            self._fail(f'label key {_show(keys)} cannot contain "."; quote keys with other '
+                       f'characters, e.g. labels."a key"=value')
+        key = path[1].text
+        shown = f"labels.{key}" if re.fullmatch(r"[\w-]+", key) else f"labels.{_show(key)}"
+        self._require_operator(shown, operator, ("=", "!=", ":"), path[1].position)
+        if operator == ":":
+            if value.text == "*" and not value.quoted:
+                return _LabelHas(key)
+            return _LabelLike(key, _Pattern.of(value.text))
+        return _LabelValue(key, operator == "=", value.text)
+
+    def _require_operator(
+        self, field_name: str, operator: str, allowed: tuple[str, ...], position: int
+    ) -> None:
+        if operator not in allowed:
+            self._fail(f'{field_name} does not support "{operator}" (position {position}); '
+                       f"use {', '.join(allowed)}")
+
+    def _timestamp_nanos(self, field_name: str, value: _Value) -> int:
+        stamp = timestamp_pb2.Timestamp()
+        try:
+            stamp.FromJsonString(value.text)
+        except ValueError:
+            self._fail(f'{field_name} needs an RFC 3339 timestamp such as '
+                       f'"2021-05-18T00:00:00Z"; got {_show(value.text)}')
+        return int(stamp.seconds) * 1_000_000_000 + int(stamp.nanos)
+
+    # -- lexical pieces -----------------------------------------------------------------------
+
+    def _member_part(self) -> _Value:
+        """One dot-separated piece of a field name: a bare word or a quoted string."""
+        position = self.pos + 1
+        if self._peek() in ('"', "'"):
+            return _Value(self._quoted(), True, position)
+        word = self._take_word()
+        if not word:
+            self._fail_unexpected("a field name such as display_name, state, create_time or "
+                                  "labels.KEY")
+        if word in _KEYWORDS:
+            self.pos -= len(word)
+            self._fail_unexpected("a comparison such as state=JOB_STATE_RUNNING")
+        return _Value(word, False, position)
+
+    def _comparator(self) -> str | None:
+        for operator in _COMPARATORS:
+            if self.text.startswith(operator, self.pos):
+                self.pos += len(operator)
+                return operator
+        return None
+
+    def _value(self, operator: str) -> _Value:
+        position = self.pos + 1
+        char = self._peek()
+        if char in ('"', "'"):
+            return _Value(self._quoted(), True, position)
+        if char == "(":
+            self._fail(f'value lists in parentheses are not supported (position {position}); '
+                       f"write field=A OR field=B")
+        start = self.pos
+        while not self._at_end() and self.text[self.pos] not in _VALUE_STOP:
+            self.pos += 1
+        word = self.text[start:self.pos]
+        if not word or word in _KEYWORDS:
+            self.pos = start
+            self._fail_unexpected(f'a value after "{operator}" (quote values that contain '
+                                  f"spaces or the words AND, OR, NOT)")
+        return _Value(word, False, position)
+
+    def _quoted(self) -> str:
+        quote = self.text[self.pos]
+        opened_at = self.pos + 1
+        self.pos += 1
+        chars: list[str] = []
+        while not self._at_end():
+            char = self.text[self.pos]
+            if char == "\\" and self.pos + 1 < len(self.text):
+                chars.append(self.text[self.pos + 1])
+                self.pos += 2
+                continue
+            self.pos += 1
+            if char == quote:
+                return "".join(chars)
+            chars.append(char)
+        self._fail(f"the string opened at position {opened_at} is not closed; add a closing {quote}")
+
+    def _take_word(self) -> str:
+        start = self.pos
+        while not self._at_end() and self.text[self.pos] not in _WORD_STOP:
+            self.pos += 1
+        return self.text[start:self.pos]
+
+    def _next_keyword(self) -> str | None:
+        self._skip_space()
+        start = self.pos
+        word = self._take_word()
+        self.pos = start
+        return word if word in _KEYWORDS else None
+
+    def _negation_follows(self) -> bool:
+        """`NOT` is the keyword only before a space or "(" (AIP-160: NOT WS)."""
+        after = self.pos + 3
+        return after < len(self.text) and (self.text[after].isspace() or self.text[after] == "(")
+
+    def _skip_space(self) -> None:
+        while not self._at_end() and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if not self._at_end() else ""
+
+    def _at_end(self) -> bool:
+        return self.pos >= len(self.text)
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _fail(self, problem: str) -> NoReturn:
+        raise FilterError(f"Invalid filter {_quote_filter(self.text)}: {problem}")
+
+    def _fail_unexpected(self, expected: str | None = None) -> NoReturn:
+        if self._at_end():
+            found = "end of filter"
+        else:
+            start = self.pos
+            word = self._take_word()
+            self.pos = start
+            found = f"token {_show(word or self.text[self.pos])} at position {self.pos + 1}"
+        problem = f"unexpected {found}"
+        self._fail(f"{problem}; expected {expected}" if expected else problem)
+
+    def _fail_missing_comparator(self, name: str, start: int) -> NoReturn:
+        if name.lower() in {"and", "or", "not"}:
+            hint = "; the operators AND, OR and NOT must be written in upper case"
+        elif name in _DISPLAY_NAME_FIELDS or name in _TIME_FIELDS or name in ("state", "labels"):
+            hint = ""
+        else:
+            hint = ('; a bare word is not a filter: compare a field, e.g. display_name="my job" '
+                    "(quote values that contain spaces)")
+        self._fail(f"expected an operator (=, !=, <, <=, >, >=, :) after {_show(name)} at position "
+                   f"{start}{hint}")
+
+
+def _quote_filter(text: str) -> str:
+    return _show(text if len(text) <= 200 else text[:200] + "…")
+
+
+def _show(text: str) -> str:
+    # JSON quoting keeps a message on one line whatever the filter contains (newlines, tabs).
+    return json.dumps(text, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Paging (AIP-158). The real service documents no page-size cap; the emulator uses a small
+# one so that a client that forgets to follow next_page_token fails here, not in production.
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+class InvalidPageToken(ValueError):
+    """A page_token the server refuses (not issued by it, altered, or for another request)."""
+
+
+class InvalidPageSize(ValueError):
+    """A negative page_size."""
+
+
+def effective_page_size(requested: int) -> int:
+    """The number of jobs a page holds: 0 means DEFAULT_PAGE_SIZE; larger than MAX_PAGE_SIZE
+    is lowered to it (AIP-158: coerce, do not fail); a negative size is refused."""
+    if requested < 0:
+        raise InvalidPageSize(f"page_size must not be negative (got {requested}); use 0 for the "
+                              f"default of {DEFAULT_PAGE_SIZE} or up to {MAX_PAGE_SIZE}")
+    if requested == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(requested, MAX_PAGE_SIZE)
+
+
+# Not a secret: the MAC only detects altered or hand-made tokens, it does not defend against
+# an attacker. A fixed key keeps tokens valid across emulator restarts.
+_TOKEN_KEY = b"gcpjobs-emulator-page-token-v1"
+_TOKEN_VERSION = 1
+
+
+def encode_page_token(offset: int, filter_text: str, *, scope: str = "") -> str:
+    """An opaque next_page_token for the page that starts at `offset` of this listing.
+
+    `scope` binds the token to anything else that must stay the same between pages (the
+    parent, for instance); `filter_text` is bound always.
+    """
+    if offset < 0:
+        raise ValueError(f"offset must not be negative, got {offset}")
+    payload = json.dumps(
+        [_TOKEN_VERSION, offset, _digest(filter_text), _digest(scope)], separators=(",", ":")
+    ).encode()
+    mac = hmac.new(_TOKEN_KEY, payload, hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
+
+
+def decode_page_token(token: str, filter_text: str, *, scope: str = "") -> int:
+    """The offset a page token points at; "" (no token) is offset 0.
+
+    Raises `InvalidPageToken` for a token this server did not issue, one that was altered, or
+    one issued for a different filter or scope.
+    """
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise _not_ours() from None
+    payload, mac = raw[:-12], raw[-12:]
+    expected = hmac.new(_TOKEN_KEY, payload, hashlib.sha256).digest()[:12]
+    if len(raw) <= 12 or not hmac.compare_digest(mac, expected):
+        raise _not_ours()
+    try:
+        version, offset, filter_digest, scope_digest = json.loads(payload)
+    except (ValueError, TypeError):  # also a JSON value that is not a four-item list
+        raise _not_ours() from None
+    if version != _TOKEN_VERSION or type(offset) is not int or offset < 0:
+        raise _not_ours()
+    if filter_digest != _digest(filter_text):
+        raise InvalidPageToken(
+            "Invalid page_token: it was issued for a different filter; send the same filter as "
+            "the first page, or omit page_token to start from the first page"
+        )
+    if scope_digest != _digest(scope):
+        raise InvalidPageToken(
+            "Invalid page_token: it was issued for a different list request; omit page_token "
+            "to start from the first page"
+        )
+    return offset
+
+
+def _not_ours() -> InvalidPageToken:
+    return InvalidPageToken(
+        "Invalid page_token: it is not a token this server issued or it was altered; pass "
+        "next_page_token unchanged, or omit page_token to start from the first page"
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
