@@ -1,0 +1,144 @@
+"""`gcpjobs run`: submit a job and follow it live until it ends.
+
+A first Ctrl-C asks the service to cancel the job, after a short grace period, and keeps
+following it to its final state (CANCELLED, or whatever it reached first). A second Ctrl-C
+within the grace period stops following and leaves the job running, saying so; one after the
+cancel was sent stops following a job that is already stopping. The exit code is 0 only for
+SUCCEEDED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import suppress
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
+
+from gcpjobs.cli.console import console, err_console
+from gcpjobs.cli.render import format_duration, format_time, print_result, state_text
+from gcpjobs.errors import GcpJobsError
+from gcpjobs.states import JobState
+
+if TYPE_CHECKING:
+    from gcpjobs.clients.vertex import AsyncVertexClient
+    from gcpjobs.results import JobResult
+    from gcpjobs.specs.vertex import VertexJob
+    from gcpjobs.watch.events import StateChange
+
+EXIT_INTERRUPTED = 130
+# Long enough to press Ctrl-C twice on purpose, short enough not to keep a GPU job billing.
+CANCEL_GRACE_SECONDS = 2.0
+
+
+class _LiveLine:
+    """The one line that shows the current state and how long the job has been in it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state = JobState.QUEUED
+        self.since = datetime.now(timezone.utc)
+        self.note = ""
+
+    def __rich__(self) -> Spinner:
+        elapsed = format_duration(datetime.now(timezone.utc) - self.since)
+        text = Text.assemble(
+            state_text(self.state), f"  {elapsed}  ", (self.name, "dim"), (self.note, "yellow")
+        )
+        return Spinner("dots", text=text)
+
+
+async def follow_job(client: AsyncVertexClient, job: VertexJob, *, detach: bool) -> int:
+    async with client:
+        status = await client.create(job)
+        err_console.print(f"created {status.name}", highlight=False, soft_wrap=True)
+        if detach:
+            console.print(status.name, markup=False, soft_wrap=True)
+            err_console.print(
+                f"follow it with: gcpjobs status {status.job_id} --region {job.region}",
+                highlight=False,
+            )
+            return 0
+        return await _follow(client, status.name)
+
+
+async def _follow(client: AsyncVertexClient, name: str) -> int:
+    line = _LiveLine(name)
+    live = Live(line, console=err_console, refresh_per_second=8, transient=True)
+    waiting: asyncio.Task[JobResult] | None = None
+    cancel_requests: list[asyncio.Task[None]] = []
+    pending_cancel: asyncio.TimerHandle | None = None
+
+    def on_change(change: StateChange) -> None:
+        line.state = change.current
+        line.since = change.at or change.observed_at
+        stamp = format_time(change.at or change.observed_at)
+        live.console.print(Text.assemble(f"{stamp}  ", state_text(change.current)))
+
+    def send_cancel() -> None:
+        line.note = "  cancelling"
+        live.console.print("cancel requested; waiting for the job to stop", style="yellow")
+        cancel_requests.append(asyncio.ensure_future(client.cancel(name)))
+
+    def on_interrupt() -> None:
+        nonlocal pending_cancel
+        if pending_cancel is None and not cancel_requests:
+            line.note = "  cancelling (Ctrl-C again to leave the job running)"
+            live.console.print(
+                f"cancelling in {CANCEL_GRACE_SECONDS:.0f}s; press Ctrl-C again to leave the job "
+                "running",
+                style="yellow",
+            )
+            pending_cancel = loop.call_later(CANCEL_GRACE_SECONDS, send_cancel)
+        elif waiting is not None:
+            waiting.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        with live if err_console.is_terminal else _no_live():
+            waiting = asyncio.ensure_future(client.wait(name, on_change=on_change))
+            try:
+                result = await waiting
+            except asyncio.CancelledError:
+                if not cancel_requests:
+                    if pending_cancel is not None:
+                        pending_cancel.cancel()
+                    message = (
+                        f"left running (not cancelled): {name}\n"
+                        f"cancel it with: gcpjobs cancel {name}"
+                    )
+                else:
+                    for request in cancel_requests:
+                        with suppress(Exception):
+                            await request
+                    message = (
+                        f"stopped waiting; the job was asked to cancel and is stopping: {name}\n"
+                        f"check it with: gcpjobs status {name}"
+                    )
+                err_console.print(message, style="yellow", highlight=False, soft_wrap=True)
+                return EXIT_INTERRUPTED
+        if pending_cancel is not None:
+            pending_cancel.cancel()  # the job ended inside the grace period
+        for request in cancel_requests:
+            # A refused cancel means the job had already ended; the result says how.
+            with suppress(GcpJobsError):
+                await request
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    print_result(console, result)
+    return result.exit_code
+
+
+class _no_live:
+    """Stand-in for `Live` when stderr is not a terminal: state lines are still printed."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,134 @@
+"""How the CLI shows statuses, results and job lists."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from gcpjobs.states import JobState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from rich.console import Console
+
+    from gcpjobs.results import JobResult, JobStatus
+
+STATE_STYLES: dict[JobState, str] = {
+    JobState.QUEUED: "cyan",
+    JobState.PENDING: "cyan",
+    JobState.RUNNING: "blue",
+    JobState.SUCCEEDED: "green",
+    JobState.FAILED: "red",
+    JobState.CANCELLING: "yellow",
+    JobState.CANCELLED: "yellow",
+    JobState.EXPIRED: "red",
+}
+
+
+def state_text(state: JobState) -> Text:
+    return Text(state.value, style=STATE_STYLES.get(state, "white"))
+
+
+def format_duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "-"
+    seconds = max(delta.total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_time(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def print_status(console: Console, status: JobStatus) -> None:
+    line = Text.assemble(state_text(status.state), "  ", status.name)
+    console.print(line, soft_wrap=True)
+    console.print(f"  display name  {status.display_name}", markup=False, soft_wrap=True)
+    console.print(f"  created       {format_time(status.create_time)}", markup=False)
+    console.print(f"  started       {format_time(status.start_time)}", markup=False)
+    console.print(f"  ended         {format_time(status.end_time)}", markup=False)
+    if status.error is not None:
+        console.print(
+            f"  error         code {status.error.code}: {status.error.message}",
+            markup=False,
+            soft_wrap=True,
+        )
+    for node, uri in status.web_access_uris.items():
+        console.print(f"  web access    {node}: {uri}", markup=False, soft_wrap=True)
+
+
+def print_result(console: Console, result: JobResult) -> None:
+    status = result.status
+    console.print(Text.assemble(state_text(status.state), "  ", status.name), soft_wrap=True)
+    console.print(
+        f"  queued {format_duration(result.queued_duration)} · "
+        f"ran {format_duration(result.run_duration)}",
+        markup=False,
+    )
+    if status.error is not None and not result.succeeded:
+        console.print(
+            f"  error (code {status.error.code}): {status.error.message}",
+            style="red",
+            markup=False,
+            soft_wrap=True,
+        )
+    for node, uri in status.web_access_uris.items():
+        console.print(f"  web access  {node}: {uri}", markup=False, soft_wrap=True)
+
+
+def print_job_table(console: Console, statuses: Iterable[JobStatus]) -> None:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "DISPLAY NAME", "STATE", "CREATED", "RAN"):
+        table.add_column(column, no_wrap=column != "DISPLAY NAME")
+    rows = 0
+    for status in statuses:
+        ran = (
+            status.end_time - status.start_time
+            if status.start_time and status.end_time
+            else None
+        )
+        table.add_row(
+            status.job_id,
+            status.display_name,
+            state_text(status.state),
+            format_time(status.create_time),
+            format_duration(ran),
+        )
+        rows += 1
+    if rows:
+        console.print(table)
+    else:
+        console.print("no jobs", style="dim")
+
+
+def status_to_json(status: JobStatus) -> str:
+    def stamp(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return json.dumps(
+        {
+            "name": status.name,
+            "displayName": status.display_name,
+            "state": status.state.value,
+            "createTime": stamp(status.create_time),
+            "startTime": stamp(status.start_time),
+            "endTime": stamp(status.end_time),
+            "updateTime": stamp(status.update_time),
+            "error": (
+                {"code": status.error.code, "message": status.error.message}
+                if status.error
+                else None
+            ),
+            "labels": dict(status.labels),
+            "webAccessUris": dict(status.web_access_uris),
+        }
+    )

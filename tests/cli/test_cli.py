@@ -1,0 +1,284 @@
+"""The `gcpjobs` command, run as a real process against an emulator on a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import psutil
+import pytest
+import yaml
+from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
+from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+
+from gcpjobs.emulator.process import EmulatorProcess
+from tests.waiting import wait_for
+
+GCPJOBS = str(Path(sys.executable).with_name("gcpjobs"))
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    with EmulatorProcess(tmp_path_factory.mktemp("cli-emulator")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def jobs(emulator: EmulatorProcess) -> JobServiceClient:
+    channel = grpc.insecure_channel(emulator.grpc_address)
+    return JobServiceClient(transport=JobServiceGrpcTransport(channel=channel))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without anything that would point gcpjobs at real GCP."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GOOGLE_", "CLOUDSDK_", "GCLOUD_", "GCPJOBS_"))
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture()
+def env(emulator: EmulatorProcess) -> dict[str, str]:
+    return clean_env(GCPJOBS_EMULATOR_HOST=emulator.grpc_address)
+
+
+def gcpjobs(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GCPJOBS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def job_file(tmp_path: Path, body: str, name: str = "job.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def python_job(tmp_path: Path, code: str, **fields: object) -> Path:
+    document = {
+        "kind": "vertex",
+        "name": "cli-test",
+        "image": "python:3.11-slim",
+        "command": [sys.executable, "-c", code],
+        **fields,
+    }
+    return job_file(tmp_path, yaml.safe_dump(document))
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version(env: dict[str, str]) -> None:
+    result = gcpjobs("--version", env=env)
+    assert result.returncode == 0
+    assert result.stdout.startswith("gcpjobs ")
+
+
+def test_preview_shows_the_request_with_secrets_redacted(tmp_path: Path, env: dict[str, str]) -> None:
+    path = python_job(
+        tmp_path,
+        "pass",
+        env={"API_TOKEN": "tok-very-secret-123", "BATCH_SIZE": "64"},
+        machine_type="n1-standard-8",
+    )
+    result = gcpjobs("preview", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "tok-very-secret-123" not in result.stdout + result.stderr
+    document = yaml.safe_load(result.stdout)
+    custom_job = document["customJob"]
+    pool = custom_job["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["machineSpec"]["machineType"] == "n1-standard-8"
+    env_values = {item["name"]: item["value"] for item in pool["containerSpec"]["env"]}
+    assert env_values["BATCH_SIZE"] == "64"
+    assert env_values["API_TOKEN"] != "tok-very-secret-123"
+
+    as_json = gcpjobs("preview", "--format", "json", str(path), env=env)
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)["customJob"]["jobSpec"] == custom_job["jobSpec"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["preview", "does-not-exist.yaml"], ["does-not-exist.yaml"]),
+        (["preview", "--format", "xml", "JOBFILE"], ["xml", "yaml or json"]),
+        (["run", "--transport", "carrier-pigeon", "JOBFILE"], ["carrier-pigeon"]),
+        (["list", "--state", "SLEEPING"], ["SLEEPING", "RUNNING"]),
+        (["frobnicate"], ["frobnicate"]),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    tmp_path: Path, env: dict[str, str], args: list[str], fragments: list[str]
+) -> None:
+    path = python_job(tmp_path, "pass")
+    result = gcpjobs(*[str(path) if a == "JOBFILE" else a for a in args], env=env)
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragments"),
+    [
+        ("kind: vertex\nname: x\n", ["image"]),
+        ("kind: vertex\nimage: img\nboot_disk_size_gb: -5\n", ["boot_disk_size_gb"]),
+        (
+            "kind: vertex\nimage: img\nmachine_type: e2-standard-4\naccelerator_type: NVIDIA_TESLA_T4\n",
+            ["accelerator"],
+        ),
+        ("kind: teleport\nimage: img\n", ["teleport", "vertex"]),
+        ("kind: vertex\nimage: [unclosed\n", ["job.yaml"]),
+    ],
+)
+def test_invalid_job_files_are_one_line_and_exit_2(
+    tmp_path: Path, env: dict[str, str], jobs: JobServiceClient, emulator: EmulatorProcess,
+    body: str, fragments: list[str]
+) -> None:
+    creates_before = emulator.stats()["requests"].get("JobService.CreateCustomJob", 0)
+    result = gcpjobs("run", str(job_file(tmp_path, body)), env=env)
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result, *fragments)
+    assert emulator.stats()["requests"].get("JobService.CreateCustomJob", 0) == creates_before
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, env: dict[str, str]) -> None:
+    result = gcpjobs("--debug", "run", str(job_file(tmp_path, "kind: vertex\nname: x\n")), env=env)
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+
+
+def test_run_succeeds_and_reports_each_state(
+    tmp_path: Path, env: dict[str, str], jobs: JobServiceClient
+) -> None:
+    path = python_job(tmp_path, "print('hello from the job')")
+    result = gcpjobs("run", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "SUCCEEDED" in result.stdout
+    assert "RUNNING" in result.stderr or "SUCCEEDED" in result.stderr
+    name = next(
+        word for word in result.stdout.split() if word.startswith("projects/")
+    )
+    assert jobs.get_custom_job(name=name).state.name == "JOB_STATE_SUCCEEDED"
+
+
+def test_run_failure_exits_1_with_the_exit_status(tmp_path: Path, env: dict[str, str]) -> None:
+    path = python_job(tmp_path, "import sys; sys.exit(3)")
+    result = gcpjobs("run", str(path), env=env)
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout
+    assert "non-zero status of 3" in result.stdout
+
+
+def test_detach_then_status_list_and_cancel(
+    tmp_path: Path, env: dict[str, str], jobs: JobServiceClient
+) -> None:
+    path = python_job(tmp_path, "import time; time.sleep(300)", name="detached-sleeper")
+    submitted = gcpjobs("run", "--detach", str(path), env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    name = submitted.stdout.strip().splitlines()[-1]
+    assert name.startswith("projects/gcpjobs-local/locations/us-central1/customJobs/")
+    job_id = name.rsplit("/", 1)[-1]
+    wait_for(lambda: jobs.get_custom_job(name=name).state.name == "JOB_STATE_RUNNING", timeout=30)
+
+    shown = gcpjobs("status", job_id, "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["state"] == "RUNNING"
+
+    listed = gcpjobs("list", "--state", "running", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert job_id in listed.stdout
+
+    cancelled = gcpjobs("cancel", name, env=env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "CANCELLED" in cancelled.stdout
+    assert jobs.get_custom_job(name=name).state.name == "JOB_STATE_CANCELLED"
+
+
+def test_status_of_an_unknown_job_is_one_line(env: dict[str, str]) -> None:
+    result = gcpjobs("status", "123456789", env=env)
+    assert result.returncode == 1
+    assert_one_line_error(result, "NOT_FOUND")
+
+
+def _start_following(path: Path, env: dict[str, str], jobs: JobServiceClient) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [GCPJOBS, "run", str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()
+    assert first.startswith("created projects/"), first
+    name = first.split()[1]
+    wait_for(lambda: jobs.get_custom_job(name=name).state.name == "JOB_STATE_RUNNING", timeout=30)
+    return process, name
+
+
+def test_ctrl_c_cancels_the_job_and_its_processes(
+    tmp_path: Path, env: dict[str, str], jobs: JobServiceClient
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    code = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)\n"
+    )
+    process, name = _start_following(python_job(tmp_path, code), env, jobs)
+    wait_for(pid_file.exists, timeout=30)
+    child_pid = int(pid_file.read_text())
+
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stderr
+    assert "CANCELLED" in stdout
+    assert jobs.get_custom_job(name=name).state.name == "JOB_STATE_CANCELLED"
+    wait_for(lambda: not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE, timeout=30)
+
+
+def test_second_ctrl_c_leaves_the_job_running_and_says_so(
+    tmp_path: Path, env: dict[str, str], jobs: JobServiceClient
+) -> None:
+    process, name = _start_following(python_job(tmp_path, "import time; time.sleep(300)"), env, jobs)
+    process.send_signal(signal.SIGINT)
+    assert process.stderr is not None
+    wait_for(lambda: "press Ctrl-C again" in process.stderr.readline(), timeout=10)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "left running" in stderr
+    assert jobs.get_custom_job(name=name).state.name == "JOB_STATE_RUNNING"
+    jobs.cancel_custom_job(name=name)
+
+
+def test_emulator_commands_and_embedded_default(tmp_path: Path) -> None:
+    """With no project configured, `gcpjobs run` starts the embedded emulator in the background."""
+    env = clean_env(GCPJOBS_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"))
+    try:
+        result = gcpjobs("run", str(python_job(tmp_path, "print('embedded')")), env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "SUCCEEDED" in result.stdout
+
+        status = gcpjobs("emulator", "status", env=env)
+        assert status.returncode == 0, status.stderr
+        assert "grpc=" in status.stdout + status.stderr
+    finally:
+        stopped = gcpjobs("emulator", "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    after = gcpjobs("emulator", "status", env=env)
+    assert after.returncode != 0
