@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated, NoReturn
 
-import click
 import typer
 
 from gcpjobs import __version__
@@ -66,18 +65,23 @@ def main(argv: list[str] | None = None) -> None:
     from gcpjobs.errors import GcpJobsError, JobFileError, SpecError
 
     args = sys.argv[1:] if argv is None else argv
+    if not [arg for arg in args if arg != "--debug"]:
+        args = ["--help"]
     _state["debug"] = "--debug" in args
     try:
         app(args=args, prog_name="gcpjobs", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("interrupted", EXIT_INTERRUPTED)
-    except click.UsageError as usage:
-        where = f" (see `{usage.ctx.command_path} --help`)" if usage.ctx else ""
-        _fail(f"{usage.format_message()}{where}", EXIT_BAD_INPUT)
-    except click.ClickException as problem:
-        _fail(problem.format_message(), EXIT_BAD_INPUT)
+    except typer.TyperException as problem:  # click's usage errors, vendored by typer
+        if type(problem).__name__ == "NoArgsIsHelpError":  # `gcpjobs emulator` alone
+            print(problem.format_message())
+            raise SystemExit(EXIT_OK) from None
+        context = getattr(problem, "ctx", None)
+        where = f" (see `{context.command_path} --help`)" if context is not None else ""
+        message = problem.format_message() if hasattr(problem, "format_message") else str(problem)
+        _fail(f"{message}{where}", EXIT_BAD_INPUT)
     except (SpecError, JobFileError) as problem:
         if _state["debug"]:
             err_console.print_exception()

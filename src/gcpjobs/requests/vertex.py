@@ -123,6 +123,18 @@ def _env_entries(custom_job: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from pool.get("containerSpec", {}).get("env", [])
 
 
+class _PreviewDumper(yaml.SafeDumper):
+    """Writes multi-line strings (inline scripts in `args`) as literal blocks, as users wrote them."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_PreviewDumper.add_representer(str, _represent_str)
+
+
 def preview(
     job: VertexJob,
     fmt: PreviewFormat | str = "yaml",
@@ -143,5 +155,7 @@ def preview(
     if fmt == "json":
         return json.dumps(request, indent=2, ensure_ascii=False) + "\n"
     if fmt == "yaml":
-        return yaml.safe_dump(request, sort_keys=False, allow_unicode=True, width=100)
+        return yaml.dump(
+            request, Dumper=_PreviewDumper, sort_keys=False, allow_unicode=True, width=100
+        )
     raise ValueError(f"unknown preview format {fmt!r}; use 'yaml' or 'json'")

@@ -1,0 +1,754 @@
+"""The Vertex AI custom-job client: `AsyncVertexClient`, and `VertexClient` for scripts.
+
+Both speak to `google.cloud.aiplatform.v1.JobService` through the official GAPIC client (never
+the slow high-level `google.cloud.aiplatform` SDK), on real Vertex AI or on a gcpjobs
+emulator (see `target.py` for which).
+
+Transports:
+- gRPC: `JobServiceAsyncClient` (an insecure channel for the emulator, TLS + credentials on GCP).
+- REST: the sync `JobServiceClient(transport="rest")` run in a worker thread
+  (`asyncio.to_thread`). The GAPIC async REST transport needs `aiohttp` and google-auth's aio
+  extras, which gcpjobs does not depend on; a thread per in-flight REST call is the honest
+  way to keep the event loop free without them.
+
+Safety: every create carries a submission-id label. When a create fails transiently the
+server may have made the job and lost only the reply, so before sending it again the client
+lists jobs with that label and returns the one it finds: a retry never makes a second job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import dataclasses
+import functools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from types import TracebackType
+from typing import Any, Literal, Protocol, TypeVar
+
+from gcpjobs.clients.convert import custom_job_to_status
+from gcpjobs.clients.retry import (
+    RetryPolicy,
+    call_with_retry,
+    error_code_name,
+    is_transient,
+    server_message,
+    to_api_error,
+)
+from gcpjobs.clients.target import Target, resolve_target
+from gcpjobs.errors import ApiError, GcpJobsError
+from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.specs.labels import SUBMISSION_LABEL
+from gcpjobs.specs.vertex import VertexJob
+from gcpjobs.states import JobState
+from gcpjobs.watch.events import StateChange
+from gcpjobs.watch.poll import PollInterval, wait_until_terminal
+
+Transport = Literal["grpc", "rest"]
+OnChange = Callable[[StateChange], Any]
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+_LOOKUP_PAGE_SIZE = 10
+
+
+def submission_filter(submission_id: str) -> str:
+    """The ListCustomJobs filter that finds the job of one submission."""
+    return f"labels.{SUBMISSION_LABEL}={submission_id}"
+
+
+def region_of(name: str) -> str | None:
+    """`projects/P/locations/R/customJobs/ID` -> R (None for anything else)."""
+    parts = name.split("/")
+    if len(parts) >= 4 and parts[0] == "projects" and parts[2] == "locations":
+        return parts[3]
+    return None
+
+
+# --------------------------------------------------------------------- transport adapters
+
+
+class _JobApi(Protocol):
+    """The five JobService calls, one attempt each (no retries here), as coroutines."""
+
+    async def create_custom_job(self, parent: str, custom_job: Any, timeout: float) -> Any: ...
+    async def get_custom_job(self, name: str, timeout: float) -> Any: ...
+    async def list_page(
+        self, parent: str, filter: str, page_size: int, page_token: str, timeout: float
+    ) -> tuple[builtins.list[Any], str]: ...
+    async def cancel_custom_job(self, name: str, timeout: float) -> None: ...
+    async def delete_custom_job(self, name: str, timeout: float) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _list_request(parent: str, filter: str, page_size: int, page_token: str) -> Any:
+    from google.cloud.aiplatform_v1 import ListCustomJobsRequest
+
+    return ListCustomJobsRequest(
+        parent=parent, filter=filter, page_size=page_size, page_token=page_token
+    )
+
+
+class _GrpcJobApi:
+    """`JobServiceAsyncClient`; retries are ours, so the GAPIC ones are switched off."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def create_custom_job(self, parent: str, custom_job: Any, timeout: float) -> Any:
+        return await self._client.create_custom_job(
+            parent=parent, custom_job=custom_job, retry=None, timeout=timeout
+        )
+
+    async def get_custom_job(self, name: str, timeout: float) -> Any:
+        return await self._client.get_custom_job(name=name, retry=None, timeout=timeout)
+
+    async def list_page(
+        self, parent: str, filter: str, page_size: int, page_token: str, timeout: float
+    ) -> tuple[builtins.list[Any], str]:
+        pager = await self._client.list_custom_jobs(
+            request=_list_request(parent, filter, page_size, page_token), retry=None, timeout=timeout
+        )
+        # One page per call (the pager forwards attributes to that page's response), so each
+        # page gets its own retries.
+        return builtins.list(pager.custom_jobs), str(pager.next_page_token)
+
+    async def cancel_custom_job(self, name: str, timeout: float) -> None:
+        await self._client.cancel_custom_job(name=name, retry=None, timeout=timeout)
+
+    async def delete_custom_job(self, name: str, timeout: float) -> None:
+        operation = await self._client.delete_custom_job(name=name, retry=None, timeout=timeout)
+        await operation.result()
+
+    async def close(self) -> None:
+        await self._client.transport.close()
+
+
+class _RestJobApi:
+    """The sync REST `JobServiceClient`, each call in a worker thread (see the module doc)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def _run(self, function: Callable[..., T], /, **kwargs: Any) -> T:
+        return await asyncio.to_thread(functools.partial(function, **kwargs))
+
+    async def create_custom_job(self, parent: str, custom_job: Any, timeout: float) -> Any:
+        return await self._run(
+            self._client.create_custom_job,
+            parent=parent, custom_job=custom_job, retry=None, timeout=timeout,
+        )
+
+    async def get_custom_job(self, name: str, timeout: float) -> Any:
+        return await self._run(self._client.get_custom_job, name=name, retry=None, timeout=timeout)
+
+    async def list_page(
+        self, parent: str, filter: str, page_size: int, page_token: str, timeout: float
+    ) -> tuple[builtins.list[Any], str]:
+        def one_page() -> tuple[builtins.list[Any], str]:
+            pager = self._client.list_custom_jobs(
+                request=_list_request(parent, filter, page_size, page_token),
+                retry=None, timeout=timeout,
+            )
+            return builtins.list(pager.custom_jobs), str(pager.next_page_token)
+
+        return await asyncio.to_thread(one_page)
+
+    async def cancel_custom_job(self, name: str, timeout: float) -> None:
+        await self._run(self._client.cancel_custom_job, name=name, retry=None, timeout=timeout)
+
+    async def delete_custom_job(self, name: str, timeout: float) -> None:
+        def delete_and_wait() -> None:
+            operation = self._client.delete_custom_job(name=name, retry=None, timeout=timeout)
+            operation.result(timeout=timeout)
+
+        await asyncio.to_thread(delete_and_wait)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.transport.close)
+
+
+async def _list_page(
+    api: _JobApi, *, parent: str, filter: str, page_size: int, page_token: str, timeout: float
+) -> tuple[builtins.list[Any], str]:
+    return await api.list_page(parent, filter, page_size, page_token, timeout)
+
+
+def _client_info() -> Any:
+    from google.api_core.gapic_v1.client_info import ClientInfo
+
+    from gcpjobs import __version__
+
+    return ClientInfo(user_agent=f"gcpjobs/{__version__}")
+
+
+def _emulator_api(target: Target, transport: Transport) -> _JobApi:
+    from google.cloud.aiplatform_v1.services.job_service import (
+        JobServiceAsyncClient,
+        JobServiceClient,
+    )
+
+    if transport == "rest":
+        from google.auth.credentials import AnonymousCredentials
+
+        return _RestJobApi(
+            JobServiceClient(
+                transport="rest",
+                client_options={"api_endpoint": target.rest_endpoint},
+                credentials=AnonymousCredentials(),
+                client_info=_client_info(),
+            )
+        )
+    import grpc
+    from google.cloud.aiplatform_v1.services.job_service.transports import (
+        JobServiceGrpcAsyncIOTransport,
+    )
+
+    # A plaintext server needs an explicit insecure channel: `api_endpoint` alone speaks TLS.
+    channel = grpc.aio.insecure_channel(target.grpc_address)
+    return _GrpcJobApi(
+        JobServiceAsyncClient(
+            transport=JobServiceGrpcAsyncIOTransport(channel=channel), client_info=_client_info()
+        )
+    )
+
+
+def _gcp_api(endpoint: str, credentials: Any, transport: Transport) -> _JobApi:
+    from google.cloud.aiplatform_v1.services.job_service import (
+        JobServiceAsyncClient,
+        JobServiceClient,
+    )
+
+    options = {"api_endpoint": endpoint}
+    if transport == "rest":
+        return _RestJobApi(
+            JobServiceClient(
+                transport="rest", client_options=options, credentials=credentials,
+                client_info=_client_info(),
+            )
+        )
+    return _GrpcJobApi(
+        JobServiceAsyncClient(
+            client_options=options, credentials=credentials, client_info=_client_info()
+        )
+    )
+
+
+def load_credentials(credentials_file: str | None) -> Any:
+    """A service-account key file's credentials, else Application Default Credentials.
+
+    Blocking (ADC may ask the metadata server): call it in a worker thread. Errors are one
+    line and never contain key material.
+    """
+    import google.auth
+    from google.auth import exceptions as auth_exceptions
+
+    if credentials_file:
+        from google.oauth2 import service_account
+
+        try:
+            return service_account.Credentials.from_service_account_file(
+                credentials_file, scopes=[CLOUD_PLATFORM_SCOPE]
+            )
+        except OSError as error:
+            raise GcpJobsError(
+                f"cannot read the service-account key file {credentials_file} "
+                f"({error.strerror or type(error).__name__}); check the path"
+            ) from None
+        except (ValueError, auth_exceptions.GoogleAuthError) as error:
+            # google-auth's messages name missing fields, never values.
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise GcpJobsError(
+                f"{credentials_file} is not a service-account key file ({reason}); create one "
+                "with `gcloud iam service-accounts keys create`"
+            ) from None
+    try:
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    except auth_exceptions.DefaultCredentialsError:
+        raise GcpJobsError(
+            "no Google Cloud credentials found; run `gcloud auth application-default login` or "
+            "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
+        ) from None
+    return credentials
+
+
+# ------------------------------------------------------------------------------ the client
+
+
+class AsyncVertexClient:
+    """Create, inspect, cancel and wait for Vertex AI custom jobs.
+
+    `project`/`credentials_file` are used when the target is resolved (lazily, on first use,
+    unless `target` is given). `poll_interval` fixes the delay between polls in `wait()`;
+    by default polling starts fast and slows down (see `watch.poll.PollInterval`).
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        region: str = "us-central1",
+        target: Target | None = None,
+        transport: Transport = "grpc",
+        credentials_file: str | None = None,
+        poll_interval: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if transport not in ("grpc", "rest"):
+            raise GcpJobsError(f"transport {transport!r} is not supported; use 'grpc' or 'rest'")
+        if poll_interval is not None and poll_interval <= 0:
+            raise GcpJobsError(f"poll_interval must be more than 0 seconds, got {poll_interval}")
+        self.project = project
+        self.region = region
+        self.transport: Transport = transport
+        self.credentials_file = credentials_file
+        self.poll_interval = poll_interval
+        self._retry = retry
+        self._target = target
+        self._target_lock = threading.Lock()
+        self._apis: dict[str, _JobApi] = {}
+        self._apis_loop: asyncio.AbstractEventLoop | None = None
+        self._credentials: Any = None
+
+    # ---------------------------------------------------------------------------- settings
+
+    @property
+    def target(self) -> Target:
+        """Where requests go; resolved on first use (may start the embedded emulator)."""
+        with self._target_lock:
+            if self._target is None:
+                self._target = resolve_target(
+                    project=self.project, credentials_file=self.credentials_file
+                )
+                logger.debug("gcpjobs target: %s", self._target.describe())
+            return self._target
+
+    async def _resolved_target(self) -> Target:
+        if self._target is not None:
+            return self._target
+        return await asyncio.to_thread(lambda: self.target)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        if self._retry is not None:
+            return self._retry
+        return RetryPolicy.for_emulator() if self.target.is_emulator else RetryPolicy.for_gcp()
+
+    def poll_schedule(self) -> PollInterval:
+        if self.poll_interval is not None:
+            return PollInterval.fixed(self.poll_interval)
+        return PollInterval.for_emulator() if self.target.is_emulator else PollInterval.for_gcp()
+
+    def resource_name(self, job_id_or_name: str, region: str | None = None) -> str:
+        """`"123"` -> `projects/P/locations/R/customJobs/123`; a full name is returned as is."""
+        text = job_id_or_name.strip()
+        if text.startswith("projects/"):
+            parts = text.split("/")
+            if len(parts) != 6 or parts[2] != "locations" or parts[4] != "customJobs" or not all(parts):
+                raise GcpJobsError(
+                    f"{job_id_or_name!r} is not a custom job name; give a job id or "
+                    "projects/PROJECT/locations/REGION/customJobs/ID"
+                )
+            return text
+        if not text or "/" in text:
+            raise GcpJobsError(
+                f"{job_id_or_name!r} is not a job id; give the number at the end of the job's "
+                "name, or the full projects/.../customJobs/ID name"
+            )
+        return f"projects/{self.target.project}/locations/{region or self.region}/customJobs/{text}"
+
+    # ------------------------------------------------------------------------- GAPIC cache
+
+    async def _api(self, region: str) -> _JobApi:
+        """The transport adapter for `region` (one per endpoint, built on first use)."""
+        target = await self._resolved_target()
+        loop = asyncio.get_running_loop()
+        if self._apis_loop is not loop:
+            # gRPC aio channels belong to the loop they were made in; a new loop (a second
+            # `asyncio.run`) needs new ones. The old loop is gone, so they cannot be awaited.
+            self._apis = {}
+            self._apis_loop = loop
+        endpoint = target.api_endpoint(region)
+        api = self._apis.get(endpoint)
+        if api is None:
+            if target.is_emulator:
+                api = _emulator_api(target, self.transport)
+            else:
+                if self._credentials is None:
+                    self._credentials = await asyncio.to_thread(
+                        load_credentials, target.credentials_file
+                    )
+                api = _gcp_api(endpoint, self._credentials, self.transport)
+            self._apis[endpoint] = api
+        return api
+
+    async def _call(
+        self, method: str, region: str, call: Callable[[_JobApi], Coroutine[Any, Any, T]],
+        *, name: str | None = None, on_error: Callable[[Exception], Any] | None = None,
+    ) -> T:
+        api = await self._api(region)
+        try:
+            return await call_with_retry(
+                lambda: call(api), self.retry_policy, method, name=name, on_error=on_error
+            )
+        except ApiError as error:
+            raise self._with_hint(error) from error.__cause__
+
+    def _with_hint(self, error: ApiError) -> ApiError:
+        """An emulator that does not answer is most likely not running: say so."""
+        target = self._target
+        if error.code != "UNAVAILABLE" or target is None or not target.is_emulator:
+            return error
+        hint = (f"; is the emulator at {target.grpc_address} running? "
+                "(`gcpjobs emulator status`)")
+        return type(error)(error.code, error.message + hint, method=error.method)
+
+    # ------------------------------------------------------------------------------- calls
+
+    async def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
+        """Submit `job`; its status right after creation. Never creates it twice (see module)."""
+        from gcpjobs.requests.vertex import build_custom_job, new_submission_id, parent_for
+
+        submission_id = submission_id or new_submission_id()
+        custom_job = build_custom_job(job, submission_id)
+        target = await self._resolved_target()
+        parent = parent_for(job.project or target.project, job.region)
+        api = await self._api(job.region)
+        policy = self.retry_policy
+        deadline = time.monotonic() + policy.deadline
+        sleeps = policy.sleeps()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                created = await api.create_custom_job(parent, custom_job, policy.call_timeout)
+                return custom_job_to_status(created)
+            except Exception as error:
+                if not is_transient(error):
+                    if error_code_name(error) is None:
+                        raise
+                    raise to_api_error(error, "CreateCustomJob") from error
+                last_error = error
+            delay = next(sleeps)
+            if time.monotonic() + delay > deadline:
+                raise self._with_hint(_gave_up(last_error, attempts, submission_id)) from last_error
+            logger.info(
+                "CreateCustomJob failed with %s (attempt %d); checking for submission %s "
+                "in %.2fs before sending again", error_code_name(last_error), attempts,
+                submission_id, delay,
+            )
+            # Wait first: a create still in flight on the server gets time to land, so the
+            # lookup sees it.
+            await asyncio.sleep(delay)
+            found = await self._find_submission(api, parent, submission_id, deadline, last_error)
+            if found is not None:
+                logger.info("submission %s was created despite the error: %s",
+                            submission_id, found.name)
+                return found
+
+    async def _find_submission(
+        self, api: _JobApi, parent: str, submission_id: str, deadline: float,
+        create_error: BaseException,
+    ) -> JobStatus | None:
+        """The job this submission already made, if any. If even the lookup fails we cannot
+        know, so we stop instead of risking a second job."""
+        policy = dataclasses.replace(
+            self.retry_policy, deadline=max(deadline - time.monotonic(), self.retry_policy.initial)
+        )
+        try:
+            jobs, _ = await call_with_retry(
+                lambda: api.list_page(
+                    parent, submission_filter(submission_id), _LOOKUP_PAGE_SIZE, "",
+                    policy.call_timeout,
+                ),
+                policy,
+                "ListCustomJobs",
+            )
+        except ApiError as error:
+            raise ApiError(
+                error.code,
+                f"{error.message}; a CreateCustomJob failed ({error_code_name(create_error)}) and "
+                f"the job may exist: look for label {SUBMISSION_LABEL}={submission_id} "
+                "before submitting again",
+                method="CreateCustomJob",
+            ) from error
+        if not jobs:
+            return None
+        statuses = [custom_job_to_status(job) for job in jobs]
+        # Only one can exist; if the server ever made two, the first one made is "the" job.
+        return min(statuses, key=lambda status: (status.create_time is None, status.create_time))
+
+    async def _full_name(self, name: str) -> str:
+        """`resource_name`, resolving the target (if a bare id needs the project) off the loop."""
+        await self._resolved_target()
+        return self.resource_name(name)
+
+    async def get(self, name: str) -> JobStatus:
+        full = await self._full_name(name)
+        job = await self._call(
+            "GetCustomJob", region_of(full) or self.region,
+            lambda api: api.get_custom_job(full, self.retry_policy.call_timeout), name=full,
+        )
+        return custom_job_to_status(job)
+
+    async def list(
+        self,
+        *,
+        region: str | None = None,
+        filter: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[JobStatus]:
+        """Jobs in the project and region (the server's order), page by page."""
+        target = await self._resolved_target()
+        where = region or self.region
+        parent = f"projects/{target.project}/locations/{where}"
+        token = ""
+        while True:
+            jobs, token = await self._call(
+                "ListCustomJobs", where,
+                functools.partial(
+                    _list_page, parent=parent, filter=filter or "", page_size=page_size or 0,
+                    page_token=token, timeout=self.retry_policy.call_timeout,
+                ),
+            )
+            for job in jobs:
+                yield custom_job_to_status(job)
+            if not token:
+                return
+
+    async def cancel(self, name: str) -> None:
+        """Ask the service to cancel; the job ends CANCELLED later (see `wait`).
+
+        A job that has already ended is refused with FAILED_PRECONDITION, except when our own
+        earlier attempt may have cancelled it (its reply was lost) and the job did end
+        cancelled: that cancel succeeded.
+        """
+        full = await self._full_name(name)
+        retried: list[Exception] = []
+        try:
+            await self._call(
+                "CancelCustomJob", region_of(full) or self.region,
+                lambda api: api.cancel_custom_job(full, self.retry_policy.call_timeout),
+                name=full, on_error=retried.append,
+            )
+        except ApiError as error:
+            if not (retried and error.code == "FAILED_PRECONDITION"):
+                raise
+            if (await self.get(full)).state not in (JobState.CANCELLING, JobState.CANCELLED):
+                raise
+
+    async def delete(self, name: str) -> None:
+        """Delete an ended job's record, waiting for the delete operation to finish."""
+        full = await self._full_name(name)
+        await self._call(
+            "DeleteCustomJob", region_of(full) or self.region,
+            lambda api: api.delete_custom_job(full, self.retry_policy.call_timeout), name=full,
+        )
+
+    async def wait(
+        self, name: str, *, on_change: OnChange | None = None, timeout: float | None = None
+    ) -> JobResult:
+        """Poll until the job ends, reporting every state change seen; the final result.
+
+        `on_change` (sync or async) gets a `StateChange` for the first observation and for
+        every change after it. `timeout` raises `WaitTimeoutError` and leaves the job running.
+        """
+        return await self._wait(await self._full_name(name), on_change, timeout, first=None)
+
+    async def _wait(
+        self, name: str, on_change: OnChange | None, timeout: float | None,
+        *, first: JobStatus | None,
+    ) -> JobResult:
+        await self._resolved_target()
+        status = await wait_until_terminal(
+            lambda: self.get(name),
+            on_change=on_change,
+            interval=self.poll_schedule(),
+            timeout=timeout,
+            name=name,
+            first=first,
+        )
+        return JobResult(status)
+
+    async def run(self, job: VertexJob, *, on_change: OnChange | None = None,
+                  timeout: float | None = None) -> JobResult:
+        """Create the job and wait for it to end; the create's reply is the first observation
+        reported to `on_change` (normally QUEUED)."""
+        status = await self.create(job)
+        return await self._wait(status.name, on_change, timeout, first=status)
+
+    # --------------------------------------------------------------------------- lifecycle
+
+    async def close(self) -> None:
+        """Close the connections (the client can be used again; it reconnects)."""
+        apis, self._apis = builtins.list(self._apis.values()), {}
+        same_loop = self._apis_loop is asyncio.get_running_loop()
+        self._apis_loop = None
+        if same_loop:
+            for api in apis:
+                await api.close()
+
+    async def __aenter__(self) -> AsyncVertexClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _gave_up(error: BaseException, attempts: int, submission_id: str) -> ApiError:
+    return ApiError(
+        error_code_name(error) or "UNKNOWN",
+        f"{server_message(error)} (gave up after {attempts} attempts; no job with label "
+        f"{SUBMISSION_LABEL}={submission_id} was found; try again later)",
+        method="CreateCustomJob",
+    )
+
+
+# ------------------------------------------------------------------------- the sync facade
+
+
+class VertexClient:
+    """`AsyncVertexClient` for scripts and notebooks: the same methods, blocking.
+
+    The async client runs on a private event loop in a daemon thread, so this works where a
+    loop is already running (Jupyter). `on_change` callbacks run in that thread. Interrupting
+    a call (Ctrl-C) stops waiting; it does not cancel the job.
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        region: str = "us-central1",
+        target: Target | None = None,
+        transport: Transport = "grpc",
+        credentials_file: str | None = None,
+        poll_interval: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._async = AsyncVertexClient(
+            project=project, region=region, target=target, transport=transport,
+            credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="gcpjobs-vertex-client", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    @property
+    def async_client(self) -> AsyncVertexClient:
+        return self._async
+
+    @property
+    def target(self) -> Target:
+        return self._async.target
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise GcpJobsError("this VertexClient is closed; create a new one")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            # KeyboardInterrupt in the caller: stop the work on the loop too.
+            future.cancel()
+            raise
+
+    def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
+        return self._run(self._async.create(job, submission_id=submission_id))
+
+    def get(self, name: str) -> JobStatus:
+        return self._run(self._async.get(name))
+
+    def list(
+        self, *, region: str | None = None, filter: str | None = None, page_size: int | None = None
+    ) -> builtins.list[JobStatus]:
+        async def collect() -> builtins.list[JobStatus]:
+            return [
+                status
+                async for status in self._async.list(
+                    region=region, filter=filter, page_size=page_size
+                )
+            ]
+
+        return self._run(collect())
+
+    def iter_list(
+        self, *, region: str | None = None, filter: str | None = None, page_size: int | None = None
+    ) -> Iterator[JobStatus]:
+        """Like `list`, fetching the next page only when the caller gets there."""
+        pages = self._async.list(region=region, filter=filter, page_size=page_size)
+
+        async def next_item() -> JobStatus:
+            return await anext(pages)
+
+        while True:
+            try:
+                yield self._run(next_item())
+            except StopAsyncIteration:
+                return
+
+    def cancel(self, name: str) -> None:
+        self._run(self._async.cancel(name))
+
+    def delete(self, name: str) -> None:
+        self._run(self._async.delete(name))
+
+    def wait(
+        self, name: str, *, on_change: OnChange | None = None, timeout: float | None = None
+    ) -> JobResult:
+        return self._run(self._async.wait(name, on_change=on_change, timeout=timeout))
+
+    def run(
+        self, job: VertexJob, *, on_change: OnChange | None = None, timeout: float | None = None
+    ) -> JobResult:
+        return self._run(self._async.run(job, on_change=on_change, timeout=timeout))
+
+    def resource_name(self, job_id_or_name: str, region: str | None = None) -> str:
+        return self._async.resource_name(job_id_or_name, region)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._run(self._async.close())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    def __enter__(self) -> VertexClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A forgotten close() must not leave a thread per client behind.
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+__all__ = ["AsyncVertexClient", "RetryPolicy", "Target", "VertexClient"]

@@ -1,0 +1,38 @@
+"""How an emulator is started: where it listens, where it keeps its records, and how fast jobs
+move through QUEUED and PENDING."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_GRPC_PORT = 8470
+DEFAULT_REST_PORT = 8471
+
+
+def default_data_dir() -> Path:
+    """`$GCPJOBS_DATA_DIR/emulator`, else `$XDG_DATA_HOME/gcpjobs/emulator`, else
+    `~/.local/share/gcpjobs/emulator` (docs/architecture.md, "data dir")."""
+    explicit = os.environ.get("GCPJOBS_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser() / "emulator"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "gcpjobs" / "emulator"
+
+
+@dataclass
+class EmulatorConfig:
+    """Start-up settings. The three timing settings can also be changed while the emulator runs
+    (`POST /_emulator/config`); `None` for a phase means "hold the job there until
+    `POST /_emulator/advance`"."""
+
+    host: str = DEFAULT_HOST
+    grpc_port: int = DEFAULT_GRPC_PORT  # 0 = pick a free port
+    rest_port: int = DEFAULT_REST_PORT  # 0 = pick a free port
+    data_dir: Path = field(default_factory=default_data_dir)
+    queued_seconds: float | None = 0.0
+    pending_seconds: float | None = 0.0
+    cancel_grace_seconds: float = 5.0

@@ -1,0 +1,391 @@
+"""Runs a job's replicas as local process trees, keeps their output, and kills them completely.
+
+This module knows processes, not Vertex: the caller (vertex/runner.py) decides the command,
+environment and working directory of each replica. Each replica runs in its own session (so its
+process group is its own), its stdout and stderr are kept line by line as JSONL, and stopping it
+kills the whole tree: the process group plus every descendant psutil can see (children that
+started their own session included), SIGTERM first, SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+SERVICE_LOG = "service"  # name of the job-level log the emulator itself writes
+_REPLICAS_FILE = "replicas.json"
+_POLL_SECONDS = 0.02
+
+
+def job_dir(data_dir: Path, job_id: str) -> Path:
+    return data_dir / "jobs" / job_id
+
+
+def logs_dir(data_dir: Path, job_id: str) -> Path:
+    return job_dir(data_dir, job_id) / "logs"
+
+
+def rfc3339_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --------------------------------------------------------------------------------------- logs
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    time: str  # RFC 3339, UTC, microseconds
+    replica: str  # "workerpool0-0", or "service" for the emulator's own lines
+    stream: str  # "stdout" | "stderr" | "service"
+    text: str
+
+
+class JsonlLog:
+    """An append-only JSONL file, one flushed line per entry; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, stream: str, text: str) -> None:
+        line = json.dumps({"time": rfc3339_now(), "stream": stream, "text": text}) + "\n"
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line)
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def write_service_log(data_dir: Path, job_id: str, lines: Iterable[str]) -> None:
+    log = JsonlLog(logs_dir(data_dir, job_id) / f"{SERVICE_LOG}.jsonl")
+    try:
+        for text in lines:
+            log.write(SERVICE_LOG, text)
+    finally:
+        log.close()
+
+
+def read_replica_logs(data_dir: Path, job_id: str, replica: str | None = None) -> Iterator[LogEntry]:
+    """Every kept line of a job (or of one replica), oldest first.
+
+    Lines of different replicas are merged by time; lines of one replica keep their order.
+    """
+    directory = logs_dir(data_dir, job_id)
+    if not directory.is_dir():
+        return iter(())
+    entries: list[LogEntry] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        if replica is not None and path.stem != replica:
+            continue
+        with path.open(encoding="utf-8") as handle:
+            for raw in handle:
+                try:
+                    item = json.loads(raw)
+                except ValueError:  # a line cut short by a crash
+                    continue
+                entries.append(LogEntry(item["time"], path.stem, item["stream"], item["text"]))
+    entries.sort(key=lambda entry: entry.time)  # stable: per-file order is kept on equal times
+    return iter(entries)
+
+
+def _pump(source: IO[bytes], log: JsonlLog, stream: str) -> None:
+    with source:
+        for raw in iter(source.readline, b""):
+            log.write(stream, raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+
+
+# ------------------------------------------------------------------------------ process trees
+
+
+def _gone(process: psutil.Process) -> bool:
+    # A zombie has finished; where no init reaps orphans (some containers) it stays one.
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _tree(root: psutil.Process | None, pgid: int) -> set[psutil.Process]:
+    """The root, its process group, and every descendant of either."""
+    members: set[psutil.Process] = set()
+    if root is not None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            members.add(root)
+            members.update(root.children(recursive=True))
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                members.add(process)
+                members.update(process.children(recursive=True))
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    me = os.getpid()
+    return {p for p in members if p.pid != me}
+
+
+def _signal_all(processes: Iterable[psutil.Process], pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(signum)
+
+
+def _wait_gone(processes: Iterable[psutil.Process], deadline: float) -> set[psutil.Process]:
+    alive = {p for p in processes if not _gone(p)}
+    while alive and time.monotonic() < deadline:
+        time.sleep(_POLL_SECONDS)
+        alive = {p for p in alive if not _gone(p)}
+    return alive
+
+
+def kill_process_tree(root_pid: int | None, *, pgid: int, grace: float) -> None:
+    """SIGTERM the tree, wait up to `grace` seconds, SIGKILL whatever is left.
+
+    `root_pid` is the replica's own process, or None when it has already been reaped (its pid
+    may belong to someone else by now); the group `pgid` (the replica started its own session,
+    so it is the replica's pid) still holds whatever it left behind. This never reaps a child:
+    the thread that waits for the replica does that.
+    """
+    root: psutil.Process | None = None
+    if root_pid is not None:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(root_pid)
+    members = _tree(root, pgid)
+    _signal_all(members, pgid, signal.SIGTERM)
+    _wait_gone(members, time.monotonic() + grace)
+    # Look again: something may have forked while we waited.
+    members = {p for p in _tree(root, pgid) if not _gone(p)}
+    if members:
+        _signal_all(members, pgid, signal.SIGKILL)
+        _wait_gone(members, time.monotonic() + 5.0)
+
+
+# ----------------------------------------------------------------------------------- replicas
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    """Everything needed to start one replica."""
+
+    name: str  # "workerpool1-0"
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    workdir: Path
+    log_path: Path
+
+
+class LaunchError(Exception):
+    """A replica could not be started (program missing, not executable)."""
+
+    def __init__(self, replica: str, message: str) -> None:
+        super().__init__(message)
+        self.replica = replica
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReplicaExit:
+    replica: str
+    returncode: int  # negative: killed by that signal (subprocess convention)
+    at: float  # time.monotonic()
+
+
+class _Replica:
+    def __init__(self, launch: ReplicaLaunch, on_exit: threading.Condition) -> None:
+        self.launch = launch
+        self._on_exit = on_exit
+        self._log = JsonlLog(launch.log_path)
+        self._threads: list[threading.Thread] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.exit: ReplicaExit | None = None
+        self.created: float = 0.0
+
+    def start(self) -> None:
+        self.launch.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.process = subprocess.Popen(
+                list(self.launch.argv),
+                cwd=self.launch.workdir,
+                env=dict(self.launch.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except FileNotFoundError:
+            self._log.close()
+            raise LaunchError(
+                self.launch.name,
+                f"The replica {self.launch.name} could not start: command "
+                f"{self.launch.argv[0]!r} was not found on this host (the emulator runs "
+                "container_spec.command locally instead of the image; install it or fix the command).",
+            ) from None
+        except OSError as error:  # not executable, not a program (no #! line), ...
+            self._log.close()
+            raise LaunchError(
+                self.launch.name,
+                f"The replica {self.launch.name} could not start: command "
+                f"{self.launch.argv[0]!r} failed on this host: {error.strerror or error}.",
+            ) from None
+        with contextlib.suppress(psutil.Error):
+            self.created = psutil.Process(self.process.pid).create_time()
+        assert self.process.stdout is not None and self.process.stderr is not None
+        for source, stream in ((self.process.stdout, "stdout"), (self.process.stderr, "stderr")):
+            thread = threading.Thread(
+                target=_pump,
+                args=(source, self._log, stream),
+                name=f"log-{self.launch.name}-{stream}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        waiter = threading.Thread(target=self._wait, name=f"wait-{self.launch.name}", daemon=True)
+        waiter.start()
+        self._threads.append(waiter)
+
+    def _wait(self) -> None:
+        assert self.process is not None
+        returncode = self.process.wait()
+        with self._on_exit:
+            self.exit = ReplicaExit(self.launch.name, returncode, time.monotonic())
+            self._on_exit.notify_all()
+
+    def kill(self, grace: float) -> None:
+        if self.process is None:
+            return
+        pid = self.process.pid
+        with self._on_exit:
+            reaped = self.exit is not None
+        kill_process_tree(None if reaped else pid, pgid=pid, grace=grace)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """After the tree is gone: let the log pumps drain, then close the log."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._log.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    succeeded: bool
+    failed: ReplicaExit | None = None  # the first replica that failed
+
+
+class JobExecution:
+    """All replicas of one job. The job's result follows the Vertex rules:
+
+    * the primary replica (the first launch, `workerpool0-0`) decides success: when it exits 0
+      the job has succeeded, and replicas still running (parameter servers, say) are stopped;
+    * any replica exiting non-zero fails the job (Vertex treats it as a permanent error and
+      shuts the whole job down), and the first such exit is the one reported.
+    """
+
+    def __init__(self, job_path: Path, launches: Sequence[ReplicaLaunch], wake: threading.Condition):
+        if not launches:
+            raise ValueError("a job needs at least one replica")
+        self._job_path = job_path
+        self._wake = wake
+        self._replicas = [_Replica(launch, wake) for launch in launches]
+
+    @property
+    def primary(self) -> str:
+        return self._replicas[0].launch.name
+
+    def start(self) -> None:
+        """Start every replica; on a launch error, stop those already started and re-raise."""
+        started: list[_Replica] = []
+        try:
+            for replica in self._replicas:
+                replica.start()
+                started.append(replica)
+                self._record_pids(started)
+        except LaunchError:
+            for replica in self._replicas:
+                if replica in started:
+                    replica.kill(grace=0.5)
+                replica.close()
+            raise
+
+    def outcome(self) -> Outcome | None:
+        """The job's result if it is decided, else None. Call with the wake condition held."""
+        exits = [r.exit for r in self._replicas if r.exit is not None]
+        failures = sorted((e for e in exits if e.returncode != 0), key=lambda e: e.at)
+        if failures:
+            return Outcome(succeeded=False, failed=failures[0])
+        primary = self._replicas[0].exit
+        if primary is not None and primary.returncode == 0:
+            return Outcome(succeeded=True)
+        return None
+
+    def stop(self, grace: float) -> None:
+        """Kill every replica's tree (in parallel, so the grace period is paid once)."""
+        killers = [
+            threading.Thread(target=replica.kill, args=(grace,), daemon=True)
+            for replica in self._replicas
+        ]
+        for thread in killers:
+            thread.start()
+        for thread in killers:
+            thread.join()
+        for replica in self._replicas:
+            replica.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self._job_path / _REPLICAS_FILE).unlink()
+
+    def _record_pids(self, started: Sequence[_Replica]) -> None:
+        # Read back after a crash of the emulator, to stop what it left running.
+        records = [
+            {"name": r.launch.name, "pid": r.process.pid, "create_time": r.created}
+            for r in started
+            if r.process is not None
+        ]
+        self._job_path.mkdir(parents=True, exist_ok=True)
+        temporary = self._job_path / (_REPLICAS_FILE + ".tmp")
+        temporary.write_text(json.dumps(records), encoding="utf-8")
+        temporary.replace(self._job_path / _REPLICAS_FILE)
+
+
+def kill_leftovers(job_path: Path, grace: float) -> int:
+    """Stop replicas that a crashed emulator left running for this job; returns how many."""
+    records_path = job_path / _REPLICAS_FILE
+    try:
+        records = json.loads(records_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return 0
+    stopped = 0
+    for record in records:
+        pid = int(record["pid"])
+        root: int | None = pid
+        try:
+            process = psutil.Process(pid)
+            # The pid may have been reused since: only a process started at that time is ours.
+            if abs(process.create_time() - float(record["create_time"])) > 0.01:
+                root = None
+        except psutil.Error:
+            root = None
+        # The group outlives its leader; Linux does not hand out a pid that is still a live
+        # group's id, so whatever is in group `pid` was started by this replica.
+        kill_process_tree(root, pgid=pid, grace=grace)
+        stopped += 1
+    with contextlib.suppress(FileNotFoundError):
+        records_path.unlink()
+    return stopped

@@ -1,0 +1,176 @@
+"""Starts the emulator: the job service, its gRPC and REST servers, and the readiness signals.
+
+Once both servers listen, `serve()` prints exactly one line
+
+    gcpjobs emulator ready grpc=HOST:PORT rest=HOST:PORT
+
+and writes `DATA_DIR/emulator.json` ({pid, host, grpc_port, rest_port, started_at, data_dir}).
+SIGTERM or SIGINT stops it gracefully: the servers stop taking requests, every running job's
+process tree is killed and the job recorded FAILED (it cannot be resumed), emulator.json goes.
+One emulator per data directory: a lock file keeps a second one out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import datetime, timezone
+from types import FrameType
+from typing import IO
+
+from gcpjobs.emulator.config import EmulatorConfig
+from gcpjobs.emulator.dispatch import Dispatcher
+from gcpjobs.emulator.faults import FaultRegistry
+from gcpjobs.emulator.stats import RequestStats
+from gcpjobs.emulator.store import JobStore
+from gcpjobs.emulator.transports.admin import Admin
+from gcpjobs.emulator.transports.grpc import BindError, start_grpc_server
+from gcpjobs.emulator.transports.rest import start_rest_server
+from gcpjobs.emulator.vertex.runner import Timings
+from gcpjobs.emulator.vertex.service import JobService
+from gcpjobs.errors import EmulatorError
+
+INFO_FILE = "emulator.json"
+LOCK_FILE = "emulator.lock"
+READY_PREFIX = "gcpjobs emulator ready"
+
+_log = logging.getLogger(__name__)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _client_host(host: str) -> str:
+    """Where a local client reaches a server bound to `host`."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+class EmulatorServer:
+    """A running emulator inside this process (`serve()` is the usual way in)."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir.expanduser().resolve()
+        self.grpc_port = 0
+        self.rest_port = 0
+        self._lock_file: IO[str] | None = None
+        self._started = False
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            self._start_parts()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._started = True
+
+    def _start_parts(self) -> None:
+        config = self.config
+        self.store = JobStore(self.data_dir)
+        self.service = JobService(
+            data_dir=self.data_dir,
+            store=self.store,
+            timings=Timings(config.queued_seconds, config.pending_seconds, config.cancel_grace_seconds),
+        )
+        self.stats = RequestStats()
+        self.faults = FaultRegistry()
+        dispatcher = Dispatcher(self.service, self.stats, self.faults)
+        admin = Admin(self.service, self.stats, self.faults)
+        try:
+            self.grpc_server, self.grpc_port = start_grpc_server(dispatcher, config.host, config.grpc_port)
+        except BindError as error:
+            self.service.shutdown()
+            raise EmulatorError(f"{error}; choose another --grpc-port (0 picks a free one)") from None
+        try:
+            self.rest_server, self.rest_port = start_rest_server(dispatcher, admin, config.host, config.rest_port)
+        except OSError as error:
+            self.grpc_server.stop(0)
+            self.service.shutdown()
+            raise EmulatorError(
+                f"cannot listen for REST on {_address(config.host, config.rest_port)}: "
+                f"{error.strerror or error}; choose another --rest-port (0 picks a free one)"
+            ) from None
+        self.service.set_web_access_base(f"http://{_address(_client_host(config.host), self.rest_port)}")
+        self._write_info()
+
+    @property
+    def ready_line(self) -> str:
+        host = self.config.host
+        return f"{READY_PREFIX} grpc={_address(host, self.grpc_port)} rest={_address(host, self.rest_port)}"
+
+    def stop(self) -> None:
+        """Stop taking requests, stop every job (recorded FAILED), remove emulator.json."""
+        if not self._started:
+            return
+        self._started = False
+        self.grpc_server.stop(grace=1.0).wait(2.0)
+        self.rest_server.shutdown()
+        self.rest_server.server_close()
+        self.service.shutdown()
+        self.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / INFO_FILE).unlink()
+        self._release_lock()
+
+    def _write_info(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "host": self.config.host,
+            "grpc_port": self.grpc_port,
+            "rest_port": self.rest_port,
+            "started_at": datetime.now(timezone.utc).isoformat(),
+            "data_dir": str(self.data_dir),
+        }
+        temporary = self.data_dir / (INFO_FILE + ".tmp")
+        temporary.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        temporary.replace(self.data_dir / INFO_FILE)
+
+    def _take_lock(self) -> None:
+        handle = (self.data_dir / LOCK_FILE).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise EmulatorError(
+                f"another emulator is already running with data dir {self.data_dir}; stop it "
+                "(python -m gcpjobs.emulator stop --data-dir DIR) or use another --data-dir"
+            ) from None
+        self._lock_file = handle
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing drops the flock
+            self._lock_file = None
+
+
+def serve(config: EmulatorConfig) -> None:
+    """Run in the foreground until SIGTERM or SIGINT (call from the main thread)."""
+    # The handler only writes to a pipe the main thread reads: no lock is taken inside a
+    # signal handler, and a signal that arrives early is not lost.
+    wake_read, wake_write = os.pipe()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        os.write(wake_write, b"x")
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = EmulatorServer(config)
+    try:
+        server.start()
+        print(server.ready_line, flush=True)
+        os.read(wake_read, 1)
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(wake_read)
+        os.close(wake_write)
+    print("gcpjobs emulator stopped", file=sys.stderr, flush=True)

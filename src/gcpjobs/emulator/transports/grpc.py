@@ -1,0 +1,65 @@
+"""gRPC transport: a generic handler per service, the official messages on the wire."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from gcpjobs.emulator.dispatch import Dispatcher, Method
+from gcpjobs.emulator.errors import ServiceError
+
+_log = logging.getLogger(__name__)
+
+
+class BindError(OSError):
+    """The gRPC port could not be bound."""
+
+
+def _behaviour(dispatcher: Dispatcher, method: Method) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return dispatcher.call(method, request)
+        except ServiceError as error:
+            context.abort(error.code, error.message)
+        except Exception as error:  # a bug must still answer, and be visible in the log
+            _log.exception("%s failed", method.key)
+            context.abort(grpc.StatusCode.INTERNAL, f"Internal error in the gcpjobs emulator: {error}")
+
+    return handle
+
+
+def _handlers(dispatcher: Dispatcher) -> Iterable[grpc.GenericRpcHandler]:
+    by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+    for method in dispatcher.methods.values():
+        by_service.setdefault(method.service, {})[method.name] = grpc.unary_unary_rpc_method_handler(
+            _behaviour(dispatcher, method),
+            request_deserializer=method.deserialize,
+            response_serializer=method.serialize,
+        )
+    return [grpc.method_handlers_generic_handler(service, handlers)
+            for service, handlers in by_service.items()]
+
+
+def start_grpc_server(
+    dispatcher: Dispatcher, host: str, port: int, *, max_workers: int = 16
+) -> tuple[grpc.Server, int]:
+    """Bind and start; returns the server and the port it listens on (port 0 picks one)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        # Without this, a second emulator could bind the same port and share its traffic.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    server.add_generic_rpc_handlers(tuple(_handlers(dispatcher)))
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise BindError(f"cannot listen for gRPC on {host}:{port}: {error}") from None
+    if not bound:
+        raise BindError(f"cannot listen for gRPC on {host}:{port} (is the port in use?)")
+    server.start()
+    return server, bound

@@ -1,0 +1,344 @@
+"""Moves each CustomJob through the Vertex state machine and runs its replicas.
+
+QUEUED → (queued_seconds) → PENDING → (pending_seconds; replicas start) → RUNNING →
+SUCCEEDED | FAILED; a cancel at any non-terminal point ends in CANCELLED. A timing of `None`
+holds the job in that state until `advance()`. One thread per job: simple, and each thread
+mostly sleeps on its condition. The service talks to a runner only through `JobRunner`, so a
+process-free runner (issue 6: thousands of held jobs) can replace this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from google.cloud import aiplatform_v1
+from google.cloud.aiplatform_v1 import JobState as State
+
+from gcpjobs.emulator.executor import (
+    JobExecution,
+    LaunchError,
+    Outcome,
+    ReplicaLaunch,
+    job_dir,
+    write_service_log,
+)
+from gcpjobs.emulator.vertex.replicas import plan_replicas
+
+_log = logging.getLogger(__name__)
+
+
+# google.rpc.Code numbers used in CustomJob.error
+CODE_CANCELLED = 1
+CODE_INVALID_ARGUMENT = 3  # what Vertex reports for a replica's own failure
+CODE_DEADLINE_EXCEEDED = 4
+CODE_INTERNAL = 13
+
+CANCELLED_MESSAGE = "CANCELED"  # the real service's spelling
+STOPPED_MESSAGE = (
+    "The gcpjobs emulator stopped while this job was running; its replicas were stopped and "
+    "the job cannot be resumed."
+)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How long jobs stay QUEUED and PENDING (None: until advanced), and the kill grace."""
+
+    queued_seconds: float | None = 0.0
+    pending_seconds: float | None = 0.0
+    cancel_grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: int
+    message: str
+
+
+class StateSink(Protocol):
+    """Where a runner reports what happened to a job (the service)."""
+
+    def transition(
+        self,
+        name: str,
+        state: State,
+        *,
+        error: JobError | None = None,
+        web_access_uris: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+
+class AdvanceError(Exception):
+    """The job cannot be advanced (it is not held in QUEUED or PENDING)."""
+
+
+class JobRunner(Protocol):
+    def submit(self, job: aiplatform_v1.CustomJob) -> None: ...
+    def cancel(self, name: str) -> None: ...
+    def advance(self, name: str, timeout: float = 10.0) -> str: ...
+    def timings_changed(self) -> None: ...
+    def stop_all(self, timeout: float = 30.0, *, final: bool = True) -> None: ...
+
+
+def exit_message(replica: str, returncode: int) -> str:
+    if returncode < 0:
+        number = -returncode
+        try:
+            signame = signal.Signals(number).name
+        except ValueError:
+            signame = f"signal {number}"
+        return (
+            f"The replica {replica} was terminated by signal {number} ({signame}). "
+            "Termination reason: Error."
+        )
+    return (
+        f"The replica {replica} exited with a non-zero status of {returncode}. "
+        "Termination reason: Error."
+    )
+
+
+def _seconds_text(duration: timedelta) -> str:
+    return f"{duration.total_seconds():g}s"
+
+
+@dataclass
+class _Control:
+    """What other threads ask of one job thread; guarded by `cond`."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    phase: State = State.JOB_STATE_QUEUED
+    cancel: bool = False
+    stop: bool = False
+    advances: int = 0
+    done: bool = False
+
+
+class ProcessRunner:
+    """Runs every replica as a local process tree (see executor.py)."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        sink: StateSink,
+        timings: Callable[[], Timings],
+        web_access_uri: Callable[[str, str], str],
+    ) -> None:
+        self._data_dir = data_dir
+        self._sink = sink
+        self._timings = timings
+        self._web_access_uri = web_access_uri
+        self._lock = threading.Lock()
+        self._jobs: dict[str, tuple[_Control, threading.Thread]] = {}
+        self._stopping = False
+
+    # ------------------------------------------------------------------ requests from the service
+
+    def submit(self, job: aiplatform_v1.CustomJob) -> None:
+        control = _Control()
+        thread = threading.Thread(
+            target=self._run, args=(job, control), name=f"job-{job.name.rsplit('/', 1)[-1]}", daemon=True
+        )
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the emulator is stopping")
+            self._jobs[job.name] = (control, thread)
+        thread.start()
+
+    def cancel(self, name: str) -> None:
+        control = self._control(name)
+        if control is None:
+            return
+        with control.cond:
+            control.cancel = True
+            control.cond.notify_all()
+
+    def advance(self, name: str, timeout: float = 10.0) -> str:
+        """Move a job held in QUEUED or PENDING one state on; returns the state it reached."""
+        control = self._control(name)
+        if control is None:
+            raise AdvanceError("the job is not queued or pending")
+        with control.cond:
+            if control.phase not in (State.JOB_STATE_QUEUED, State.JOB_STATE_PENDING) or control.cancel:
+                raise AdvanceError(f"the job is {control.phase.name}, not queued or pending")
+            before = control.phase
+            control.advances += 1
+            control.cond.notify_all()
+            if not control.cond.wait_for(lambda: control.phase != before or control.done, timeout):
+                raise AdvanceError(f"the job did not leave {before.name} within {timeout:g}s")
+            return str(control.phase.name)
+
+    def timings_changed(self) -> None:
+        with self._lock:
+            controls = [control for control, _ in self._jobs.values()]
+        for control in controls:
+            with control.cond:
+                control.cond.notify_all()
+
+    def stop_all(self, timeout: float = 30.0, *, final: bool = True) -> None:
+        """Stop every job (shutdown, reset): kill its trees, record it FAILED.
+
+        `final=False` (a reset) accepts new jobs again afterwards.
+        """
+        with self._lock:
+            self._stopping = True
+            jobs = list(self._jobs.values())
+        for control, _ in jobs:
+            with control.cond:
+                control.stop = True
+                control.cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for _, thread in jobs:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not final:
+            with self._lock:
+                self._stopping = False
+
+    def active(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    def _control(self, name: str) -> _Control | None:
+        with self._lock:
+            entry = self._jobs.get(name)
+        return entry[0] if entry else None
+
+    # ------------------------------------------------------------------------------ job thread
+
+    def _run(self, job: aiplatform_v1.CustomJob, control: _Control) -> None:
+        try:
+            self._lifecycle(job, control)
+        except Exception as error:  # a bug here must not leave the job RUNNING forever
+            _log.exception("job %s failed inside the emulator", job.name)
+            self._finish(job.name, control, State.JOB_STATE_FAILED,
+                         JobError(CODE_INTERNAL, f"Internal error in the gcpjobs emulator: {error}"))
+        finally:
+            with control.cond:
+                control.done = True
+                control.cond.notify_all()
+            with self._lock:
+                self._jobs.pop(job.name, None)
+
+    def _lifecycle(self, job: aiplatform_v1.CustomJob, control: _Control) -> None:
+        name = job.name
+        if not self._hold(control, lambda t: t.queued_seconds):
+            return self._interrupted(name, control)
+        self._move(name, control, State.JOB_STATE_PENDING)
+        if not self._hold(control, lambda t: t.pending_seconds):
+            return self._interrupted(name, control)
+
+        job_id = name.rsplit("/", 1)[-1]
+        try:
+            plan = plan_replicas(job, data_dir=self._data_dir)
+        except LaunchError as error:
+            write_service_log(self._data_dir, job_id, [error.message])
+            return self._finish(name, control, State.JOB_STATE_FAILED,
+                                JobError(CODE_INVALID_ARGUMENT, error.message))
+        write_service_log(self._data_dir, job_id, plan.notes)
+        execution = JobExecution(job_dir(self._data_dir, job_id), plan.launches, control.cond)
+        try:
+            execution.start()
+        except LaunchError as error:
+            write_service_log(self._data_dir, job_id, [error.message])
+            return self._finish(name, control, State.JOB_STATE_FAILED,
+                                JobError(CODE_INVALID_ARGUMENT, error.message))
+
+        try:
+            outcome = self._watch(job, control, execution, plan.launches)
+        finally:  # whatever happened, no process of this job outlives it
+            execution.stop(grace=self._timings().cancel_grace_seconds)
+
+        timeout = job.job_spec.scheduling.timeout
+        if outcome is None and not (control.cancel or control.stop):
+            return self._finish(name, control, State.JOB_STATE_FAILED, JobError(
+                CODE_DEADLINE_EXCEEDED,
+                f"The CustomJob exceeded its maximum run time of {_seconds_text(timeout)} "
+                "(job_spec.scheduling.timeout) and was stopped.",
+            ))
+        if outcome is None:
+            return self._interrupted(name, control)
+        if outcome.succeeded:
+            return self._finish(name, control, State.JOB_STATE_SUCCEEDED)
+        assert outcome.failed is not None
+        return self._finish(name, control, State.JOB_STATE_FAILED, JobError(
+            CODE_INVALID_ARGUMENT, exit_message(outcome.failed.replica, outcome.failed.returncode)
+        ))
+
+    def _watch(
+        self,
+        job: aiplatform_v1.CustomJob,
+        control: _Control,
+        execution: JobExecution,
+        launches: Sequence[ReplicaLaunch],
+    ) -> Outcome | None:
+        """RUNNING until the replicas decide the result (an Outcome), or until a cancel, a
+        shutdown or the timeout (None)."""
+        web_access: dict[str, str] = {}
+        if job.job_spec.enable_web_access:
+            web_access = {launch.name: self._web_access_uri(job.name, launch.name) for launch in launches}
+        self._move(job.name, control, State.JOB_STATE_RUNNING, web_access_uris=web_access)
+        timeout = job.job_spec.scheduling.timeout
+        deadline = time.monotonic() + timeout.total_seconds() if timeout else None
+        with control.cond:
+            while not (control.cancel or control.stop):
+                outcome = execution.outcome()
+                if outcome is not None:
+                    return outcome
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                control.cond.wait(remaining)
+        return None
+
+    def _hold(self, control: _Control, seconds_of: Callable[[Timings], float | None]) -> bool:
+        """Stay in the current phase for its configured time or until advanced.
+
+        False when the job was cancelled or the emulator is stopping meanwhile. The timing is
+        read again on every wake-up, so a changed setting applies to jobs already waiting.
+        """
+        entered = time.monotonic()
+        with control.cond:
+            while True:
+                if control.cancel or control.stop:
+                    return False
+                if control.advances:
+                    control.advances -= 1
+                    return True
+                seconds = seconds_of(self._timings())
+                remaining = None if seconds is None else entered + seconds - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return True
+                control.cond.wait(remaining)
+
+    def _interrupted(self, name: str, control: _Control) -> None:
+        if control.cancel:
+            self._finish(name, control, State.JOB_STATE_CANCELLED,
+                         JobError(CODE_CANCELLED, CANCELLED_MESSAGE))
+        else:
+            self._finish(name, control, State.JOB_STATE_FAILED, JobError(CODE_INTERNAL, STOPPED_MESSAGE))
+
+    def _move(
+        self,
+        name: str,
+        control: _Control,
+        state: State,
+        web_access_uris: Mapping[str, str] | None = None,
+    ) -> None:
+        self._sink.transition(name, state, web_access_uris=web_access_uris)
+        with control.cond:
+            control.phase = state
+            control.cond.notify_all()
+
+    def _finish(self, name: str, control: _Control, state: State, error: JobError | None = None) -> None:
+        self._sink.transition(name, state, error=error)
+        with control.cond:
+            control.phase = state
+            control.cond.notify_all()

@@ -1,0 +1,467 @@
+"""The Vertex AI JobService (custom jobs) and the Operations it creates, free of any transport.
+
+Methods take the official request messages and return the official responses; a refusal is a
+`ServiceError` with the gRPC code and message a client of the real service would get. The
+gRPC and REST transports both call these methods, so both behave the same.
+
+Choices where the real service is not documented:
+
+* ids are random 18–19 digit numbers; the project in names is the one the client sent (the
+  real service answers with the project *number*, which the emulator cannot know);
+* ListCustomJobs returns the newest job first (create_time descending, then id), pages of
+  `filters.DEFAULT_PAGE_SIZE`, at most `filters.MAX_PAGE_SIZE`; `read_mask` is ignored;
+* a job that was not finished when the emulator stopped or crashed is FAILED with code 13
+  (INTERNAL) and a message that says so: its processes are gone and it cannot be resumed;
+* a replica's non-zero exit fails the job with code 3 and the real wording ("The replica
+  workerpool0-0 exited with a non-zero status of 2. Termination reason: Error."); an exceeded
+  `scheduling.timeout` fails it with code 4 (DEADLINE_EXCEEDED); a cancel ends it CANCELLED
+  with code 1, "CANCELED" (see runner.py);
+* with `enable_web_access`, `web_access_uris` maps each replica (`workerpool0-0`) to
+  `http://HOST:REST_PORT/_emulator/web-access/{id}/{replica}` once the job is RUNNING: a page
+  naming the replica's working directory (the emulator has no interactive shell).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import grpc
+from google.cloud import aiplatform_v1
+from google.cloud.aiplatform_v1 import CustomJob
+from google.cloud.aiplatform_v1 import JobState as State
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2, empty_pb2
+from google.rpc import status_pb2
+
+from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.executor import job_dir, kill_leftovers
+from gcpjobs.emulator.store import JobStore, StoredJob
+from gcpjobs.emulator.vertex import filters
+from gcpjobs.emulator.vertex.runner import (
+    CODE_INTERNAL,
+    AdvanceError,
+    JobError,
+    JobRunner,
+    ProcessRunner,
+    Timings,
+)
+from gcpjobs.emulator.vertex.validation import (
+    REQUIRED,
+    FieldProblem,
+    format_found_errors,
+    validate_custom_job,
+)
+
+TERMINAL_STATES = frozenset(
+    {State.JOB_STATE_SUCCEEDED, State.JOB_STATE_FAILED, State.JOB_STATE_CANCELLED}
+)
+RESTARTED_MESSAGE = (
+    "The gcpjobs emulator restarted while this job was running; its replicas were stopped and "
+    "the job cannot be resumed."
+)
+
+_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
+_JOB_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/customJobs/([^/]+)$")
+_OPERATION_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
+# Google Cloud regions: us-central1, europe-west4, northamerica-northeast1, me-central2 ...
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _copy(job: CustomJob) -> CustomJob:
+    pb = CustomJob.pb(job)
+    duplicate = type(pb)()
+    duplicate.CopyFrom(pb)
+    return CustomJob.wrap(duplicate)
+
+
+def _invalid(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def parse_parent(parent: str) -> tuple[str, str]:
+    match = _PARENT.match(parent)
+    if match is None:
+        raise _invalid(
+            f'Invalid parent "{parent}": expected projects/{{project}}/locations/{{location}}.'
+        )
+    project, location = match.groups()
+    _check_location(location)
+    return project, location
+
+
+def _check_location(location: str) -> None:
+    if not _REGION.match(location):
+        raise _invalid(
+            f'Location "{location}" is not a Vertex AI region; use one such as "us-central1".'
+        )
+
+
+def parse_job_name(name: str) -> tuple[str, str, str]:
+    match = _JOB_NAME.match(name)
+    if match is None:
+        raise _invalid(
+            f'Invalid CustomJob name "{name}": expected '
+            "projects/{project}/locations/{location}/customJobs/{custom_job}."
+        )
+    project, location, job_id = match.groups()
+    _check_location(location)
+    if not job_id.isdigit():
+        raise _invalid(f'Invalid CustomJob id "{job_id}": CustomJob ids are numbers.')
+    return project, location, job_id
+
+
+@dataclass
+class _Record:
+    project: str
+    location: str
+    job_id: str
+    job: CustomJob  # a snapshot: replaced, never changed in place
+    view: filters.JobView
+
+
+def _view(job: CustomJob) -> filters.JobView:
+    return filters.JobView(
+        display_name=job.display_name,
+        state=State(job.state).name,
+        create_time=job.create_time,
+        update_time=job.update_time,
+        start_time=job.start_time,
+        end_time=job.end_time,
+        labels=dict(job.labels),
+    )
+
+
+RunnerFactory = Callable[["JobService"], JobRunner]
+
+
+class JobService:
+    """All custom jobs of one emulator, in memory for speed, written through to SQLite."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        store: JobStore,
+        timings: Timings | None = None,
+        runner_factory: RunnerFactory | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self._store = store
+        self._timings = timings or Timings()
+        self._lock = threading.RLock()
+        self._jobs: dict[str, _Record] = {}
+        self._order: list[str] = []  # names, oldest first
+        self._ids: set[str] = set()
+        self._web_access_base = "http://127.0.0.1"
+        factory = runner_factory or _process_runner
+        self.runner: JobRunner = factory(self)
+        self._load()
+
+    # ------------------------------------------------------------------------------ settings
+
+    def set_web_access_base(self, base: str) -> None:
+        self._web_access_base = base.rstrip("/")
+
+    def web_access_uri(self, name: str, replica: str) -> str:
+        job_id = name.rsplit("/", 1)[-1]
+        return f"{self._web_access_base}/_emulator/web-access/{job_id}/{replica}"
+
+    @property
+    def timings(self) -> Timings:
+        return self._timings
+
+    def set_timings(self, timings: Timings) -> None:
+        self._timings = timings
+        self.runner.timings_changed()
+
+    # ---------------------------------------------------------------------------- JobService
+
+    def create_custom_job(self, request: aiplatform_v1.CreateCustomJobRequest) -> CustomJob:
+        project, location = parse_parent(request.parent)
+        if "custom_job" not in request:
+            raise _invalid(format_found_errors([FieldProblem("custom_job", REQUIRED)]))
+        problems = validate_custom_job(request.custom_job)
+        if problems:
+            raise _invalid(format_found_errors(problems))
+        job = _copy(request.custom_job)
+        # Output-only fields a client may have sent are ignored, as the real service does.
+        for output_only in ("name", "state", "create_time", "start_time", "end_time",
+                            "update_time", "error", "web_access_uris"):
+            delattr(job, output_only)
+        now = _now()
+        with self._lock:
+            job_id = self._new_id()
+            job.name = f"projects/{project}/locations/{location}/customJobs/{job_id}"
+            job.state = State.JOB_STATE_QUEUED
+            job.create_time = now
+            job.update_time = now
+            record = _Record(project, location, job_id, job, _view(job))
+            self._add(record)
+            self._persist(record)
+        try:
+            self.runner.submit(job)
+        except RuntimeError:  # a reset or shutdown is under way
+            with self._lock:
+                self._remove(job.name)
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable."
+            ) from None
+        return job
+
+    def get_custom_job(self, request: aiplatform_v1.GetCustomJobRequest) -> CustomJob:
+        return self._record(request.name).job
+
+    def list_custom_jobs(
+        self, request: aiplatform_v1.ListCustomJobsRequest
+    ) -> aiplatform_v1.ListCustomJobsResponse:
+        project, location = parse_parent(request.parent)
+        try:
+            matches = filters.compile_filter(request.filter)
+            size = filters.effective_page_size(request.page_size)
+            offset = filters.decode_page_token(request.page_token, request.filter, scope=request.parent)
+        except (filters.FilterError, filters.InvalidPageToken, filters.InvalidPageSize) as error:
+            raise _invalid(str(error)) from None
+        with self._lock:
+            records = [self._jobs[name] for name in reversed(self._order)]
+        selected = [
+            r.job for r in records
+            if r.project == project and r.location == location and matches(r.view)
+        ]
+        page = selected[offset : offset + size]
+        more = offset + size < len(selected)
+        return aiplatform_v1.ListCustomJobsResponse(
+            custom_jobs=page,
+            next_page_token=(
+                filters.encode_page_token(offset + size, request.filter, scope=request.parent)
+                if more else ""
+            ),
+        )
+
+    def cancel_custom_job(self, request: aiplatform_v1.CancelCustomJobRequest) -> empty_pb2.Empty:
+        with self._lock:
+            record = self._record(request.name)
+            state = State(record.job.state)
+            if state in TERMINAL_STATES:
+                raise ServiceError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f'Cannot cancel CustomJob "{request.name}" because it is in terminal state '
+                    f"{state.name}.",
+                )
+            if state != State.JOB_STATE_CANCELLING:
+                self._apply(record, State.JOB_STATE_CANCELLING)
+        self.runner.cancel(request.name)
+        return empty_pb2.Empty()
+
+    def delete_custom_job(
+        self, request: aiplatform_v1.DeleteCustomJobRequest
+    ) -> operations_pb2.Operation:
+        with self._lock:
+            record = self._record(request.name)
+            state = State(record.job.state)
+            if state not in TERMINAL_STATES:
+                raise ServiceError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f'Cannot delete CustomJob "{request.name}" because it is in state '
+                    f"{state.name}; cancel it and wait until it has ended.",
+                )
+            self._remove(request.name)
+            return self._done_operation(record)
+
+    # ---------------------------------------------------------------------------- Operations
+
+    def get_operation(self, request: operations_pb2.GetOperationRequest) -> operations_pb2.Operation:
+        match = _OPERATION_NAME.match(request.name)
+        if match is None:
+            raise _invalid(
+                f'Invalid operation name "{request.name}": expected '
+                "projects/{project}/locations/{location}/operations/{operation}."
+            )
+        raw = self._store.get_operation(request.name)
+        if raw is None:
+            raise ServiceError(grpc.StatusCode.NOT_FOUND, "The Operation does not exist.")
+        return operations_pb2.Operation.FromString(raw)
+
+    def list_operations(
+        self, request: operations_pb2.ListOperationsRequest
+    ) -> operations_pb2.ListOperationsResponse:
+        parse_parent(request.name)
+        found = [
+            operations_pb2.Operation.FromString(raw)
+            for raw in self._store.list_operations(request.name + "/operations/")
+        ]
+        return operations_pb2.ListOperationsResponse(operations=found)
+
+    # ------------------------------------------------------------------------ runner reports
+
+    def transition(
+        self,
+        name: str,
+        state: State,
+        *,
+        error: JobError | None = None,
+        web_access_uris: Mapping[str, str] | None = None,
+    ) -> None:
+        with self._lock:
+            record = self._jobs.get(name)
+            if record is None:  # removed by a reset meanwhile
+                return
+            current = State(record.job.state)
+            if current in TERMINAL_STATES:
+                return
+            if current == State.JOB_STATE_CANCELLING and state not in TERMINAL_STATES:
+                return  # a cancel already won; the runner will end the job shortly
+            self._apply(record, state, error=error, web_access_uris=web_access_uris)
+
+    # -------------------------------------------------------------------------------- admin
+
+    def advance(self, name: str) -> str:
+        """Move a held job one state on (QUEUED → PENDING → RUNNING); returns the new state."""
+        self._record(name)
+        try:
+            return self.runner.advance(name)
+        except AdvanceError as error:
+            raise ServiceError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"Cannot advance {name}: {error}."
+            ) from None
+
+    def job_state_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(State(r.job.state).name for r in self._jobs.values()))
+
+    def reset(self) -> None:
+        """Stop every job, then forget all jobs and operations (and the jobs' files)."""
+        self.runner.stop_all(final=False)
+        with self._lock:
+            self._jobs.clear()
+            self._order.clear()
+            self._ids.clear()
+            self._store.clear()
+        shutil.rmtree(self.data_dir / "jobs", ignore_errors=True)
+
+    def shutdown(self) -> None:
+        """Stop every running job; each is recorded FAILED (it cannot be resumed)."""
+        self.runner.stop_all(final=True)
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _record(self, name: str) -> _Record:
+        parse_job_name(name)
+        with self._lock:
+            record = self._jobs.get(name)
+        if record is None:
+            raise ServiceError(grpc.StatusCode.NOT_FOUND, "The CustomJob does not exist.")
+        return record
+
+    def _new_id(self) -> str:
+        while True:
+            # 18 or 19 digits and below 2**63, like the real ids (e.g. 306719677785047040).
+            candidate = str(10**17 + secrets.randbelow(9 * 10**18 - 10**17))
+            if candidate not in self._ids:
+                return candidate
+
+    def _add(self, record: _Record) -> None:
+        self._jobs[record.job.name] = record
+        self._order.append(record.job.name)
+        self._ids.add(record.job_id)
+
+    def _remove(self, name: str) -> None:
+        record = self._jobs.pop(name)
+        self._order.remove(name)
+        self._ids.discard(record.job_id)
+        self._store.delete_job(name)
+
+    def _apply(
+        self,
+        record: _Record,
+        state: State,
+        *,
+        error: JobError | None = None,
+        web_access_uris: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a new state (lock held): times as the proto documents them, then persist."""
+        job = _copy(record.job)
+        now = _now()
+        job.state = state
+        job.update_time = now
+        if state == State.JOB_STATE_RUNNING and "start_time" not in job:
+            job.start_time = now
+        if state in TERMINAL_STATES:
+            job.end_time = now
+        if error is not None:
+            job.error = status_pb2.Status(code=error.code, message=error.message)
+        if web_access_uris:
+            job.web_access_uris = dict(web_access_uris)
+        record.job = job
+        record.view = _view(job)
+        self._persist(record)
+
+    def _persist(self, record: _Record) -> None:
+        job = record.job
+        self._store.put_job(
+            StoredJob(
+                name=job.name,
+                job_id=record.job_id,
+                project=record.project,
+                location=record.location,
+                state=State(job.state).name,
+                create_time=_rfc3339(job.create_time),
+                update_time=_rfc3339(job.update_time),
+                labels=dict(job.labels),
+                proto=CustomJob.serialize(job),
+            )
+        )
+
+    def _done_operation(self, record: _Record) -> operations_pb2.Operation:
+        now = _now()
+        metadata = aiplatform_v1.DeleteOperationMetadata(
+            generic_metadata=aiplatform_v1.GenericOperationMetadata(create_time=now, update_time=now)
+        )
+        packed_metadata = any_pb2.Any()
+        packed_metadata.Pack(aiplatform_v1.DeleteOperationMetadata.pb(metadata))
+        packed_response = any_pb2.Any()
+        packed_response.Pack(empty_pb2.Empty())
+        operation_id = str(10**17 + secrets.randbelow(9 * 10**18 - 10**17))
+        operation = operations_pb2.Operation(
+            name=f"projects/{record.project}/locations/{record.location}/operations/{operation_id}",
+            metadata=packed_metadata,
+            done=True,
+            response=packed_response,
+        )
+        self._store.put_operation(operation.name, _rfc3339(now), operation.SerializeToString())
+        return operation
+
+    def _load(self) -> None:
+        """Read every job back; any the previous run left unfinished is FAILED now."""
+        for stored in self._store.load_jobs():
+            job = CustomJob.deserialize(stored.proto)
+            record = _Record(stored.project, stored.location, stored.job_id, job, _view(job))
+            self._add(record)
+            if State(job.state) not in TERMINAL_STATES:
+                kill_leftovers(job_dir(self.data_dir, stored.job_id), grace=1.0)
+                self._apply(record, State.JOB_STATE_FAILED,
+                            error=JobError(CODE_INTERNAL, RESTARTED_MESSAGE))
+
+
+def _process_runner(service: JobService) -> JobRunner:
+    return ProcessRunner(
+        data_dir=service.data_dir,
+        sink=service,
+        timings=lambda: service.timings,
+        web_access_uri=service.web_access_uri,
+    )
