@@ -22,9 +22,10 @@ from datetime import datetime
 from pathlib import Path
 
 import grpc
-from gcpjobs.emulator.process import EmulatorProcess
 from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
 from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+
+from gcpjobs.emulator.process import EmulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_FILE = """\

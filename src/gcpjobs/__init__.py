@@ -28,7 +28,23 @@ _EXPORTS: dict[str, str] = {
     "JobNotFoundError": "gcpjobs.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "ApiError",
+    "AsyncVertexClient",
+    "GcpJobsError",
+    "JobError",
+    "JobNotFoundError",
+    "JobResult",
+    "JobState",
+    "JobStatus",
+    "SpecError",
+    "StateChange",
+    "VertexClient",
+    "VertexJob",
+    "WorkerPool",
+    "__version__",
+    "load_job_file",
+]
 
 if TYPE_CHECKING:
     from gcpjobs.clients.vertex import AsyncVertexClient, VertexClient

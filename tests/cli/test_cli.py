@@ -135,6 +135,26 @@ def test_bad_arguments_are_one_line_and_exit_2(
 
 
 @pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--queued-seconds", "soon"], "'soon'"),
+        (["--grpc-port", "70000"], "65535"),
+        (["--cancel-grace-seconds", "-1"], "cancel-grace-seconds"),
+    ],
+)
+def test_bad_emulator_flags_are_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    result = gcpjobs(
+        "emulator", "start", "--data-dir", str(tmp_path), *args, env=clean_env(), timeout=30
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("gcpjobs emulator start: "), result.stderr
+    assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
     ("body", "fragments"),
     [
         ("kind: vertex\nname: x\n", ["image"]),

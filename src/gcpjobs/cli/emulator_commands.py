@@ -26,7 +26,7 @@ DataDir = Annotated[
 def _forward(argv: list[str]) -> None:
     from gcpjobs.emulator.__main__ import main as emulator_main
 
-    code = emulator_main(argv)
+    code = emulator_main(argv, program="gcpjobs emulator")
     if code:
         raise typer.Exit(code)
 
@@ -37,13 +37,18 @@ def start(
     grpc_port: Annotated[int, typer.Option(help="gRPC port; 0 picks a free one.")] = 8470,
     rest_port: Annotated[int, typer.Option(help="REST port; 0 picks a free one.")] = 8471,
     data_dir: DataDir = None,
+    # Text, not float: `hold` is a value too. The emulator's own parser checks them.
     queued_seconds: Annotated[
-        float | None,
-        typer.Option(help="Seconds a new job stays QUEUED (negative: hold until advanced)."),
+        str | None,
+        typer.Option(help="Seconds a new job stays QUEUED, or 'hold' until advanced (default 0)."),
     ] = None,
     pending_seconds: Annotated[
+        str | None,
+        typer.Option(help="Seconds a job stays PENDING, or 'hold' until advanced (default 0)."),
+    ] = None,
+    cancel_grace_seconds: Annotated[
         float | None,
-        typer.Option(help="Seconds a job stays PENDING (negative: hold until advanced)."),
+        typer.Option(help="Seconds between SIGTERM and SIGKILL when a job is cancelled (default 5)."),
     ] = None,
     detach: Annotated[bool, typer.Option(help="Run in the background and return.")] = False,
 ) -> None:
@@ -52,9 +57,11 @@ def start(
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]
     if queued_seconds is not None:
-        argv += ["--queued-seconds", str(queued_seconds)]
+        argv += ["--queued-seconds", queued_seconds]
     if pending_seconds is not None:
-        argv += ["--pending-seconds", str(pending_seconds)]
+        argv += ["--pending-seconds", pending_seconds]
+    if cancel_grace_seconds is not None:
+        argv += ["--cancel-grace-seconds", str(cancel_grace_seconds)]
     if detach:
         argv.append("--detach")
     _forward(argv)

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         args = ["--help"]
     _state["debug"] = "--debug" in args
     try:
-        app(args=args, prog_name="gcpjobs", standalone_mode=False)
+        # Outside standalone mode typer *returns* the code of a `typer.Exit` raised by a
+        # command (and a command's own return value otherwise).
+        returned = app(args=args, prog_name="gcpjobs", standalone_mode=False)
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
     except typer.Abort:
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(problem), EXIT_FAILED)
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_INTERRUPTED)
+    raise SystemExit(returned if isinstance(returned, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

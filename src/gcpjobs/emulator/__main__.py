@@ -66,8 +66,8 @@ def _port(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog=PROGRAM, description="The gcpjobs Vertex AI emulator.")
+def _parser(program: str) -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog=program, description="The gcpjobs Vertex AI emulator.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{start,stop,status}")
 
     start = commands.add_parser("start", help="run the emulator (foreground unless --detach)")
@@ -94,8 +94,9 @@ def _data_dir(value: Path | None) -> Path:
     return (value if value is not None else default_data_dir()).expanduser().resolve()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, program: str = PROGRAM) -> int:
+    """`program` is how errors name the command (`gcpjobs emulator` from the CLI)."""
+    arguments = _parser(program).parse_args(argv)
     data_dir = _data_dir(arguments.data_dir)
     try:
         if arguments.command == "start":
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe(info))
         return 0
     except GcpJobsError as error:
-        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        print(f"{program}: {error}", file=sys.stderr)
         return 1
 
 

@@ -13,6 +13,7 @@ One emulator per data directory: a lock file keeps a second one out.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import fcntl
 import json
 import logging
@@ -153,15 +154,21 @@ class EmulatorServer:
 
 def serve(config: EmulatorConfig) -> None:
     """Run in the foreground until SIGTERM or SIGINT (call from the main thread)."""
-    # The handler only writes to a pipe the main thread reads: no lock is taken inside a
-    # signal handler, and a signal that arrives early is not lost.
+    # The kernel may deliver SIGTERM to any thread (gRPC has several), and then the main
+    # thread's blocking read is never interrupted and a Python handler never runs. The wakeup
+    # fd is written by the C-level handler on whichever thread takes the signal, so the main
+    # thread always wakes; a signal that arrives before the read is not lost either.
     wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        os.write(wake_write, b"x")
+        """Replaces the default action (exit at once); the wakeup fd does the waking."""
 
+    # `kill -USR1 PID` prints every thread's stack: how to see where a stuck emulator is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous_wakeup = signal.set_wakeup_fd(wake_write)
     server = EmulatorServer(config)
     try:
         server.start()
@@ -169,6 +176,7 @@ def serve(config: EmulatorConfig) -> None:
         os.read(wake_read, 1)
     finally:
         server.stop()
+        signal.set_wakeup_fd(previous_wakeup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         os.close(wake_read)
