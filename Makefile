@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	GCPJOBS_DATA_DIR=$(CURDIR)/.gcpjobs $(BIN)/gcpjobs run examples/vertex/train.yaml
+	@$(BIN)/python examples/vertex/show_model.py $(CURDIR)/.gcpjobs
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -191,7 +192,14 @@ def test_run_succeeds_and_reports_each_state(
     result = gcpjobs("run", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert "SUCCEEDED" in result.stdout
-    assert "RUNNING" in result.stderr or "SUCCEEDED" in result.stderr
+    # One line per state change, in the state machine's order, from the create's QUEUED on;
+    # with no delays configured, polling may not see PENDING or RUNNING, never a repeat.
+    states = [
+        line.split()[-1] for line in result.stderr.splitlines() if re.match(r"^\d{4}-\d\d-\d\d ", line)
+    ]
+    machine = ["QUEUED", "PENDING", "RUNNING", "SUCCEEDED"]
+    assert states[0] == "QUEUED" and states[-1] == "SUCCEEDED", result.stderr
+    assert [s for s in machine if s in states] == states, result.stderr
     name = next(
         word for word in result.stdout.split() if word.startswith("projects/")
     )

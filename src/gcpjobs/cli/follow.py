@@ -26,7 +26,7 @@ from gcpjobs.states import JobState
 
 if TYPE_CHECKING:
     from gcpjobs.clients.vertex import AsyncVertexClient
-    from gcpjobs.results import JobResult
+    from gcpjobs.results import JobResult, JobStatus
     from gcpjobs.specs.vertex import VertexJob
     from gcpjobs.watch.events import StateChange
 
@@ -63,10 +63,11 @@ async def follow_job(client: AsyncVertexClient, job: VertexJob, *, detach: bool)
                 highlight=False,
             )
             return 0
-        return await _follow(client, status.name)
+        return await _follow(client, status)
 
 
-async def _follow(client: AsyncVertexClient, name: str) -> int:
+async def _follow(client: AsyncVertexClient, created: JobStatus) -> int:
+    name = created.name
     line = _LiveLine(name)
     live = Live(line, console=err_console, refresh_per_second=8, transient=True)
     waiting: asyncio.Task[JobResult] | None = None
@@ -101,7 +102,9 @@ async def _follow(client: AsyncVertexClient, name: str) -> int:
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
         with live if err_console.is_terminal else _no_live():
-            waiting = asyncio.ensure_future(client.wait(name, on_change=on_change))
+            waiting = asyncio.ensure_future(
+                client.wait(name, on_change=on_change, known=created)
+            )
             try:
                 result = await waiting
             except asyncio.CancelledError:

@@ -413,11 +413,20 @@ class AsyncVertexClient:
 
     async def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
         """Submit `job`; its status right after creation. Never creates it twice (see module)."""
+        # Resolving the target may boot the embedded emulator (a process that imports the
+        # Google protos, ~0.6 s); building the request imports them here (~0.6 s too). So the
+        # target is resolved in a worker thread started *before* those imports block this one.
+        resolving = (
+            None
+            if self._target is not None
+            else asyncio.get_running_loop().run_in_executor(None, lambda: self.target)
+        )
         from gcpjobs.requests.vertex import build_custom_job, new_submission_id, parent_for
 
         submission_id = submission_id or new_submission_id()
         custom_job = build_custom_job(job, submission_id)
-        target = await self._resolved_target()
+        target = self._target if resolving is None else await resolving
+        assert target is not None
         parent = parent_for(job.project or target.project, job.region)
         api = await self._api(job.region)
         policy = self.retry_policy
@@ -552,14 +561,21 @@ class AsyncVertexClient:
         )
 
     async def wait(
-        self, name: str, *, on_change: OnChange | None = None, timeout: float | None = None
+        self,
+        name: str,
+        *,
+        on_change: OnChange | None = None,
+        timeout: float | None = None,
+        known: JobStatus | None = None,
     ) -> JobResult:
         """Poll until the job ends, reporting every state change seen; the final result.
 
         `on_change` (sync or async) gets a `StateChange` for the first observation and for
-        every change after it. `timeout` raises `WaitTimeoutError` and leaves the job running.
+        every change after it. `known` is a status the caller already has (`create`'s reply):
+        it is that first observation, so its state (normally QUEUED) is reported too. `timeout`
+        raises `WaitTimeoutError` and leaves the job running.
         """
-        return await self._wait(await self._full_name(name), on_change, timeout, first=None)
+        return await self._wait(await self._full_name(name), on_change, timeout, first=known)
 
     async def _wait(
         self, name: str, on_change: OnChange | None, timeout: float | None,
@@ -709,9 +725,16 @@ class VertexClient:
         self._run(self._async.delete(name))
 
     def wait(
-        self, name: str, *, on_change: OnChange | None = None, timeout: float | None = None
+        self,
+        name: str,
+        *,
+        on_change: OnChange | None = None,
+        timeout: float | None = None,
+        known: JobStatus | None = None,
     ) -> JobResult:
-        return self._run(self._async.wait(name, on_change=on_change, timeout=timeout))
+        return self._run(
+            self._async.wait(name, on_change=on_change, timeout=timeout, known=known)
+        )
 
     def run(
         self, job: VertexJob, *, on_change: OnChange | None = None, timeout: float | None = None

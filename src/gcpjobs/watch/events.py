@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from gcpjobs.results import JobStatus
 from gcpjobs.states import JobState
@@ -27,3 +27,10 @@ class StateChange:
     @property
     def is_terminal(self) -> bool:
         return self.current.is_terminal
+
+    def __str__(self) -> str:
+        """One log line: `2026-11-24T19:49:31.913Z QUEUED -> SUCCEEDED projects/.../123`."""
+        moment = (self.at or self.observed_at).astimezone(timezone.utc)
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        move = f"{self.previous} -> {self.current}" if self.previous else str(self.current)
+        return f"{stamp} {move} {self.name}"
