@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -30,6 +29,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
 
+from gcpjobs.clients.connection import (
+    BackgroundLoop,
+    LoopBoundApis,
+    client_info,
+)
 from gcpjobs.clients.convert import custom_job_to_status
 from gcpjobs.clients.retry import (
     RetryPolicy,
@@ -54,7 +58,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _LOOKUP_PAGE_SIZE = 10
 
 
@@ -180,14 +183,6 @@ async def _list_page(
     return await api.list_page(parent, filter, page_size, page_token, timeout)
 
 
-def _client_info() -> Any:
-    from google.api_core.gapic_v1.client_info import ClientInfo
-
-    from gcpjobs import __version__
-
-    return ClientInfo(user_agent=f"gcpjobs/{__version__}")
-
-
 def _emulator_api(target: Target, transport: Transport) -> _JobApi:
     from google.cloud.aiplatform_v1.services.job_service import (
         JobServiceAsyncClient,
@@ -202,7 +197,7 @@ def _emulator_api(target: Target, transport: Transport) -> _JobApi:
                 transport="rest",
                 client_options={"api_endpoint": target.rest_endpoint},
                 credentials=AnonymousCredentials(),
-                client_info=_client_info(),
+                client_info=client_info(),
             )
         )
     import grpc
@@ -214,7 +209,7 @@ def _emulator_api(target: Target, transport: Transport) -> _JobApi:
     channel = grpc.aio.insecure_channel(target.grpc_address)
     return _GrpcJobApi(
         JobServiceAsyncClient(
-            transport=JobServiceGrpcAsyncIOTransport(channel=channel), client_info=_client_info()
+            transport=JobServiceGrpcAsyncIOTransport(channel=channel), client_info=client_info()
         )
     )
 
@@ -230,52 +225,14 @@ def _gcp_api(endpoint: str, credentials: Any, transport: Transport) -> _JobApi:
         return _RestJobApi(
             JobServiceClient(
                 transport="rest", client_options=options, credentials=credentials,
-                client_info=_client_info(),
+                client_info=client_info(),
             )
         )
     return _GrpcJobApi(
         JobServiceAsyncClient(
-            client_options=options, credentials=credentials, client_info=_client_info()
+            client_options=options, credentials=credentials, client_info=client_info()
         )
     )
-
-
-def load_credentials(credentials_file: str | None) -> Any:
-    """A service-account key file's credentials, else Application Default Credentials.
-
-    Blocking (ADC may ask the metadata server): call it in a worker thread. Errors are one
-    line and never contain key material.
-    """
-    import google.auth
-    from google.auth import exceptions as auth_exceptions
-
-    if credentials_file:
-        from google.oauth2 import service_account
-
-        try:
-            return service_account.Credentials.from_service_account_file(
-                credentials_file, scopes=[CLOUD_PLATFORM_SCOPE]
-            )
-        except OSError as error:
-            raise GcpJobsError(
-                f"cannot read the service-account key file {credentials_file} "
-                f"({error.strerror or type(error).__name__}); check the path"
-            ) from None
-        except (ValueError, auth_exceptions.GoogleAuthError) as error:
-            # google-auth's messages name missing fields, never values.
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise GcpJobsError(
-                f"{credentials_file} is not a service-account key file ({reason}); create one "
-                "with `gcloud iam service-accounts keys create`"
-            ) from None
-    try:
-        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-    except auth_exceptions.DefaultCredentialsError:
-        raise GcpJobsError(
-            "no Google Cloud credentials found; run `gcloud auth application-default login` or "
-            "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
-        ) from None
-    return credentials
 
 
 # ------------------------------------------------------------------------------ the client
@@ -312,9 +269,7 @@ class AsyncVertexClient:
         self._retry = retry
         self._target = target
         self._target_lock = threading.Lock()
-        self._apis: dict[str, _JobApi] = {}
-        self._apis_loop: asyncio.AbstractEventLoop | None = None
-        self._credentials: Any = None
+        self._apis: LoopBoundApis[_JobApi] = LoopBoundApis()
 
     # ---------------------------------------------------------------------------- settings
 
@@ -366,27 +321,19 @@ class AsyncVertexClient:
     # ------------------------------------------------------------------------- GAPIC cache
 
     async def _api(self, region: str) -> _JobApi:
-        """The transport adapter for `region` (one per endpoint, built on first use)."""
+        """The transport adapter for `region` (one per endpoint and event loop)."""
         target = await self._resolved_target()
-        loop = asyncio.get_running_loop()
-        if self._apis_loop is not loop:
-            # gRPC aio channels belong to the loop they were made in; a new loop (a second
-            # `asyncio.run`) needs new ones. The old loop is gone, so they cannot be awaited.
-            self._apis = {}
-            self._apis_loop = loop
         endpoint = target.api_endpoint(region)
-        api = self._apis.get(endpoint)
-        if api is None:
+
+        def build(credentials: Any) -> _JobApi:
             if target.is_emulator:
-                api = _emulator_api(target, self.transport)
-            else:
-                if self._credentials is None:
-                    self._credentials = await asyncio.to_thread(
-                        load_credentials, target.credentials_file
-                    )
-                api = _gcp_api(endpoint, self._credentials, self.transport)
-            self._apis[endpoint] = api
-        return api
+                return _emulator_api(target, self.transport)
+            return _gcp_api(endpoint, credentials, self.transport)
+
+        return await self._apis.get(
+            endpoint, build, credentials_file=target.credentials_file,
+            needs_credentials=not target.is_emulator,
+        )
 
     async def _call(
         self, method: str, region: str, call: Callable[[_JobApi], Coroutine[Any, Any, T]],
@@ -603,12 +550,7 @@ class AsyncVertexClient:
 
     async def close(self) -> None:
         """Close the connections (the client can be used again; it reconnects)."""
-        apis, self._apis = builtins.list(self._apis.values()), {}
-        same_loop = self._apis_loop is asyncio.get_running_loop()
-        self._apis_loop = None
-        if same_loop:
-            for api in apis:
-                await api.close()
+        await self._apis.close(lambda api: api.close())
 
     async def __aenter__(self) -> AsyncVertexClient:
         return self
@@ -657,12 +599,7 @@ class VertexClient:
             project=project, region=region, target=target, transport=transport,
             credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="gcpjobs-vertex-client", daemon=True
-        )
-        self._thread.start()
-        self._closed = False
+        self._loop = BackgroundLoop("gcpjobs-vertex-client")
 
     @property
     def async_client(self) -> AsyncVertexClient:
@@ -673,16 +610,7 @@ class VertexClient:
         return self._async.target
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        if self._closed:
-            coroutine.close()
-            raise GcpJobsError("this VertexClient is closed; create a new one")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result()
-        except BaseException:
-            # KeyboardInterrupt in the caller: stop the work on the loop too.
-            future.cancel()
-            raise
+        return self._loop.run(coroutine, what="VertexClient")
 
     def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
         return self._run(self._async.create(job, submission_id=submission_id))
@@ -745,16 +673,12 @@ class VertexClient:
         return self._async.resource_name(job_id_or_name, region)
 
     def close(self) -> None:
-        if self._closed:
+        if self._loop.closed:
             return
         try:
             self._run(self._async.close())
         finally:
-            self._closed = True
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5.0)
-            if not self._thread.is_alive():
-                self._loop.close()
+            self._loop.stop()
 
     def __enter__(self) -> VertexClient:
         return self
@@ -769,9 +693,9 @@ class VertexClient:
 
     def __del__(self) -> None:
         # A forgotten close() must not leave a thread per client behind.
-        if not getattr(self, "_closed", True):
-            with contextlib.suppress(Exception):
-                self._loop.call_soon_threadsafe(self._loop.stop)
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            loop.stop_soon()
 
 
 __all__ = ["AsyncVertexClient", "RetryPolicy", "Target", "VertexClient"]
