@@ -23,8 +23,28 @@ class JobError:
 
 
 @dataclass(frozen=True)
+class TaskCounts:
+    """A Cloud Run execution's tasks: how many there are and where they stand."""
+
+    task_count: int
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    retried: int = 0
+
+    def __str__(self) -> str:
+        parts = [f"{self.succeeded}/{self.task_count} tasks succeeded"]
+        for count, word in ((self.running, "running"), (self.failed, "failed"),
+                            (self.cancelled, "cancelled"), (self.retried, "retried")):
+            if count:
+                parts.append(f"{count} {word}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class JobStatus:
-    """One observation of a job (a GetCustomJob / ListCustomJobs item)."""
+    """One observation of a job: a Vertex custom job, or a Cloud Run job's execution."""
 
     name: str  # full resource name: projects/P/locations/L/customJobs/ID
     display_name: str
@@ -36,7 +56,8 @@ class JobStatus:
     error: JobError | None = None
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     web_access_uris: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    kind: str = "vertex"
+    kind: str = "vertex"  # or "cloud-run": then `name` is the execution's
+    tasks: TaskCounts | None = None  # Cloud Run executions only
 
     @property
     def job_id(self) -> str:

@@ -1,4 +1,8 @@
-"""`aiplatform_v1.CustomJob` (a GetCustomJob / ListCustomJobs item) -> `JobStatus`."""
+"""Service replies -> `JobStatus`: a Vertex `CustomJob`, or a Cloud Run `Execution`.
+
+Nothing proto-typed leaves this module, so watchers, the CLI and integrations never see
+protos. Only the fields read are touched, so no Google module is imported here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from gcpjobs.results import JobError, JobStatus
+from gcpjobs.results import JobError, JobStatus, TaskCounts
 from gcpjobs.states import JobState
 
 
@@ -42,4 +46,76 @@ def custom_job_to_status(custom_job: Any) -> JobStatus:
         labels=MappingProxyType(dict(custom_job.labels)),
         web_access_uris=MappingProxyType(dict(custom_job.web_access_uris)),
         kind="vertex",
+    )
+
+
+# google.rpc.Code numbers put on a Cloud Run execution's error: the Execution message carries
+# no status of its own, only conditions with a reason and a message.
+_CODE_CANCELLED = 1
+_CODE_UNKNOWN = 2
+
+
+def _completed_condition(execution: Any) -> Any:
+    for condition in execution.conditions:
+        if condition.type_ == "Completed":
+            return condition
+    return None
+
+
+def execution_state(execution: Any) -> JobState:
+    """Where a Cloud Run execution stands, in the states Vertex jobs use.
+
+    Not yet complete: CANCELLING while a cancel is under way, RUNNING once started, PENDING
+    before. Complete (`completion_time` set): the "Completed" condition decides, a cancel
+    reason making it CANCELLED.
+    """
+    condition = _completed_condition(execution)
+    reason = condition.execution_reason.name if condition is not None else ""
+    if aware_datetime(execution.completion_time) is None:
+        if reason == "CANCELLING":
+            return JobState.CANCELLING
+        if aware_datetime(execution.start_time) is not None or execution.running_count:
+            return JobState.RUNNING
+        return JobState.PENDING
+    if condition is not None and condition.state.name == "CONDITION_SUCCEEDED":
+        return JobState.SUCCEEDED
+    if reason == "CANCELLED" or (execution.cancelled_count and not execution.failed_count):
+        return JobState.CANCELLED
+    return JobState.FAILED
+
+
+def execution_to_status(execution: Any) -> JobStatus:
+    """One observation of a Cloud Run execution (a GetExecution / ListExecutions item)."""
+    state = execution_state(execution)
+    error = None
+    if state in (JobState.FAILED, JobState.CANCELLED):
+        condition = _completed_condition(execution)
+        message = str(condition.message) if condition is not None and condition.message else ""
+        if state is JobState.CANCELLED:
+            error = JobError(code=_CODE_CANCELLED, message=message or "The execution was cancelled.")
+        else:
+            error = JobError(
+                code=_CODE_UNKNOWN,
+                message=message or f"{execution.failed_count} of {execution.task_count} tasks failed.",
+            )
+    name = str(execution.name)
+    return JobStatus(
+        name=name,
+        display_name=name.rsplit("/", 1)[-1],
+        state=state,
+        create_time=aware_datetime(execution.create_time),
+        start_time=aware_datetime(execution.start_time),
+        end_time=aware_datetime(execution.completion_time),
+        update_time=aware_datetime(execution.update_time),
+        error=error,
+        labels=MappingProxyType(dict(execution.labels)),
+        kind="cloud-run",
+        tasks=TaskCounts(
+            task_count=int(execution.task_count),
+            running=int(execution.running_count),
+            succeeded=int(execution.succeeded_count),
+            failed=int(execution.failed_count),
+            cancelled=int(execution.cancelled_count),
+            retried=int(execution.retried_count),
+        ),
     )

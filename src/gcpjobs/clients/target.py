@@ -54,12 +54,19 @@ class Target:
             return self.grpc_address
         return f"{region}-aiplatform.googleapis.com"
 
+    def run_endpoint(self) -> str:
+        """The Cloud Run Admin API (v2) endpoint: global on GCP, as gcloud and the GAPIC
+        client use it (the location is in every resource name)."""
+        if self.grpc_address is not None:
+            return self.grpc_address
+        return "run.googleapis.com"
+
     def describe(self) -> str:
         """One line for logs and the CLI (never contains credentials)."""
         if self.is_emulator:
             how = "embedded emulator" if self.embedded else "emulator"
             return f"{how} at {self.grpc_address} (project {self.project})"
-        return f"Vertex AI in project {self.project}"
+        return f"Google Cloud project {self.project}"
 
 
 def resolve_target(
