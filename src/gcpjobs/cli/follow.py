@@ -25,9 +25,9 @@ from gcpjobs.errors import GcpJobsError
 from gcpjobs.states import JobState
 
 if TYPE_CHECKING:
-    from gcpjobs.clients.vertex import AsyncVertexClient
+    from gcpjobs.clients.protocol import JobClient
     from gcpjobs.results import JobResult, JobStatus
-    from gcpjobs.specs.vertex import VertexJob
+    from gcpjobs.specs.jobfile import JobSpec
     from gcpjobs.watch.events import StateChange
 
 EXIT_INTERRUPTED = 130
@@ -52,10 +52,11 @@ class _LiveLine:
         return Spinner("dots", text=text)
 
 
-async def follow_job(client: AsyncVertexClient, job: VertexJob, *, detach: bool) -> int:
+async def follow_job(client: JobClient, job: JobSpec, *, detach: bool) -> int:
     async with client:
         status = await client.create(job)
-        err_console.print(f"created {status.name}", highlight=False, soft_wrap=True)
+        what = "started execution" if job.kind == "cloud-run" else "created"
+        err_console.print(f"{what} {status.name}", highlight=False, soft_wrap=True)
         if detach:
             console.print(status.name, markup=False, soft_wrap=True)
             err_console.print(
@@ -63,10 +64,12 @@ async def follow_job(client: AsyncVertexClient, job: VertexJob, *, detach: bool)
                 highlight=False,
             )
             return 0
-        return await _follow(client, status)
+        # A Cloud Run Job resource is deleted once its execution has ended, unless kept.
+        delete_job = job.kind == "cloud-run" and not getattr(job, "keep_job", True)
+        return await _follow(client, status, delete_job=delete_job)
 
 
-async def _follow(client: AsyncVertexClient, created: JobStatus) -> int:
+async def _follow(client: JobClient, created: JobStatus, *, delete_job: bool) -> int:
     name = created.name
     line = _LiveLine(name)
     live = Live(line, console=err_console, refresh_per_second=8, transient=True)
@@ -133,6 +136,11 @@ async def _follow(client: AsyncVertexClient, created: JobStatus) -> int:
                 await request
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+    if delete_job:
+        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+
+        assert isinstance(client, AsyncCloudRunClient)
+        await client.delete_job(name)
     print_result(console, result)
     return result.exit_code
 

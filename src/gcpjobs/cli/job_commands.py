@@ -1,4 +1,8 @@
-"""`gcpjobs run|preview|status|list|cancel`: the job commands.
+"""`gcpjobs run|preview|status|list|cancel`: the job commands, for both kinds of job.
+
+A job file's `kind` decides which service runs it. A name given to `status` or `cancel`
+decides it where it can (`.../customJobs/ID` or a number: Vertex; `.../executions/E`: Cloud
+Run); a bare name is tried as a Cloud Run execution id, then as a Vertex display name.
 
 Each command loads what it needs inside its body: the spec models for `preview`, the Google
 clients only once a request is about to be sent.
@@ -15,11 +19,12 @@ import typer
 from gcpjobs.cli.console import console, err_console
 
 if TYPE_CHECKING:
-    from gcpjobs.clients.vertex import AsyncVertexClient
+    from gcpjobs.clients.protocol import JobClient
     from gcpjobs.results import JobStatus
-    from gcpjobs.specs.vertex import VertexJob
+    from gcpjobs.specs.jobfile import JobSpec
 
 Transport = Literal["grpc", "rest"]
+KINDS = ("vertex", "cloud-run")
 
 ProjectOption = Annotated[
     str | None,
@@ -34,6 +39,10 @@ RegionOption = Annotated[
 ]
 TransportOption = Annotated[
     str, typer.Option("--transport", help="Wire protocol to the API: grpc or rest.")
+]
+KindOption = Annotated[
+    str | None,
+    typer.Option("--kind", help="vertex or cloud-run (default: told by the name)."),
 ]
 
 
@@ -51,7 +60,13 @@ def _transport(value: str) -> Transport:
     return value  # type: ignore[return-value]
 
 
-def _load(path: Path, name: str | None, project: str | None, region: str | None) -> VertexJob:
+def _kind(value: str | None) -> str | None:
+    if value is not None and value not in KINDS:
+        raise typer.BadParameter(f"{value!r} is not a kind; use vertex or cloud-run", param_hint="--kind")
+    return value
+
+
+def _load(path: Path, name: str | None, project: str | None, region: str | None) -> JobSpec:
     from gcpjobs.specs.jobfile import load_job_file
 
     job = load_job_file(path)
@@ -63,7 +78,15 @@ def _load(path: Path, name: str | None, project: str | None, region: str | None)
     return job.with_overrides(**overrides) if overrides else job
 
 
-def _client(project: str | None, region: str | None, transport: Transport) -> AsyncVertexClient:
+def _client(
+    kind: str, project: str | None, region: str | None, transport: Transport
+) -> JobClient:
+    if kind == "cloud-run":
+        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+
+        return AsyncCloudRunClient(
+            project=project, region=region or "us-central1", transport=transport
+        )
     from gcpjobs.clients.vertex import AsyncVertexClient
 
     return AsyncVertexClient(project=project, region=region or "us-central1", transport=transport)
@@ -100,31 +123,71 @@ def run(
     from gcpjobs.cli.follow import follow_job
 
     job = _load(file, name, project, region)
-    client = _client(job.project, job.region, _transport(transport))
+    client = _client(job.kind, job.project, job.region, _transport(transport))
     code = asyncio.run(follow_job(client, job, detach=detach))
     raise typer.Exit(code)
 
 
-def _resolve_name(client: AsyncVertexClient, name: str, region: str | None) -> str:
-    """A full resource name, a numeric job id, or a display name → the full resource name."""
-    if name.startswith("projects/") or name.isdigit():
-        return client.resource_name(name, region)
-    return asyncio.run(_lookup_display_name(client, name, region))
+# What a project (or an older emulator) that does not serve one kind's API answers.
+_SERVICE_MISSING = frozenset({"PERMISSION_DENIED", "FAILED_PRECONDITION", "UNIMPLEMENTED"})
+_NOT_AN_EXECUTION = frozenset(
+    {"NOT_FOUND", "PERMISSION_DENIED", "FAILED_PRECONDITION", "INVALID_ARGUMENT"}
+)
 
 
-async def _lookup_display_name(client: AsyncVertexClient, display_name: str, region: str | None) -> str:
+def _kind_of_name(name: str) -> str | None:
+    """The kind a name says it is; None for a bare name that could be either."""
+    if "/customJobs/" in name or name.isdigit():
+        return "vertex"
+    if "/executions/" in name:
+        return "cloud-run"
+    return None
+
+
+async def _locate(
+    name: str, kind: str | None, project: str | None, region: str | None, transport: Transport
+) -> tuple[JobClient, str]:
+    """The client for the job `name` means, and its full resource name."""
+    from gcpjobs.errors import ApiError, GcpJobsError
+
+    kind = kind or _kind_of_name(name)
+    if kind is None:
+        runs = _client("cloud-run", project, region, transport)
+        try:
+            resource = runs.resource_name(name, region)
+        except GcpJobsError:
+            pass  # not shaped like an execution id: only a Vertex display name is left
+        else:
+            try:
+                await runs.get(resource)
+                return runs, resource
+            except ApiError as error:
+                # Not an execution here (or Cloud Run is not enabled in the project): on to
+                # Vertex, whose own error is the one to show if that fails too.
+                if error.code not in _NOT_AN_EXECUTION:
+                    raise
+        await runs.close()
+        kind = "vertex"
+    client = _client(kind, project, region, transport)
+    if kind == "vertex" and not (name.startswith("projects/") or name.isdigit()):
+        return client, await _lookup_display_name(client, name, region)
+    return client, client.resource_name(name, region)
+
+
+async def _lookup_display_name(client: JobClient, display_name: str, region: str | None) -> str:
+    from gcpjobs.clients.vertex import AsyncVertexClient
     from gcpjobs.errors import GcpJobsError
 
+    assert isinstance(client, AsyncVertexClient)
     quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
     matches = [
         status.name
         async for status in client.list(region=region, filter=f'display_name="{quoted}"')
     ]
-    await client.close()
     if not matches:
         raise GcpJobsError(
-            f"no job is named {display_name!r} in this region; give its id or full resource name "
-            "(`gcpjobs list` shows them)"
+            f"no job or execution is named {display_name!r} in this region; give its id or "
+            "full resource name (`gcpjobs list` shows them)"
         )
     if len(matches) > 1:
         raise GcpJobsError(
@@ -134,20 +197,28 @@ async def _lookup_display_name(client: AsyncVertexClient, display_name: str, reg
     return matches[0]
 
 
+NameArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A Vertex job id, display name or resource name; or a Cloud Run execution id or "
+        "resource name."
+    ),
+]
+
+
 def status(
-    name: Annotated[str, typer.Argument(help="Job id, display name or full resource name.")],
+    name: NameArgument,
     project: ProjectOption = None,
     region: RegionOption = None,
+    kind: KindOption = None,
     transport: TransportOption = "grpc",
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
-    """Show one job's state, times and error."""
+    """Show one job's (or execution's) state, times, tasks and error."""
     from gcpjobs.cli.render import print_status, status_to_json
 
-    client = _client(project, region, _transport(transport))
-    resource = _resolve_name(client, name, region)
-
     async def fetch() -> JobStatus:
+        client, resource = await _locate(name, _kind(kind), project, region, _transport(transport))
         async with client:
             return await client.get(resource)
 
@@ -163,53 +234,103 @@ def list_jobs(
     region: RegionOption = None,
     filter_text: Annotated[
         str | None,
-        typer.Option("--filter", help='Vertex list filter, e.g. state="JOB_STATE_RUNNING".'),
+        typer.Option(
+            "--filter",
+            help='Vertex list filter, e.g. state="JOB_STATE_RUNNING" (Vertex jobs only).',
+        ),
     ] = None,
     state: Annotated[
         str | None, typer.Option(help="Only jobs in this state (RUNNING, FAILED …).")
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="vertex or cloud-run (default: both)."),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many jobs.", min=1)] = 50,
     transport: TransportOption = "grpc",
 ) -> None:
-    """List jobs, newest first."""
+    """List Vertex jobs and Cloud Run executions, newest first."""
     from gcpjobs.cli.render import print_job_table
+    from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+    from gcpjobs.clients.vertex import AsyncVertexClient
+    from gcpjobs.errors import ApiError
     from gcpjobs.states import JobState
 
+    chosen = _kind(kind)
+    kinds: list[str] = [chosen] if chosen else list(KINDS)
+    if filter_text and kinds == ["cloud-run"]:
+        raise typer.BadParameter(
+            "Cloud Run has no list filter; use --state, or --kind vertex", param_hint="--filter"
+        )
+    if filter_text:
+        kinds = ["vertex"]  # only Vertex understands the filter language
     clauses = [f"({filter_text})"] if filter_text else []
+    wanted: JobState | None = None
     if state:
         wanted = JobState.__members__.get(state.upper().removeprefix("JOB_STATE_"))
         if wanted is None:
             known = ", ".join(s.value for s in JobState if s is not JobState.UNSPECIFIED)
             raise typer.BadParameter(f"{state!r} is not a state; use one of {known}", param_hint="--state")
         clauses.append(f'state="JOB_STATE_{wanted.value}"')
-    client = _client(project, region, _transport(transport))
+    mode = _transport(transport)
 
-    async def collect() -> list[JobStatus]:
+    async def collect_vertex() -> list[JobStatus]:
         found: list[JobStatus] = []
-        async with client:
+        async with AsyncVertexClient(project=project, region=region or "us-central1",
+                                     transport=mode) as client:
             async for item in client.list(region=region, filter=" AND ".join(clauses) or None):
                 found.append(item)
                 if len(found) >= limit:
                     break
         return found
 
+    async def collect_cloud_run() -> list[JobStatus]:
+        # Cloud Run lists have no filter: the state is checked here.
+        found: list[JobStatus] = []
+        async with AsyncCloudRunClient(project=project, region=region or "us-central1",
+                                       transport=mode) as client:
+            async for item in client.list(region=region):
+                if wanted is None or item.state is wanted:
+                    found.append(item)
+                    if len(found) >= limit:
+                        break
+        return found
+
+    async def collect() -> list[JobStatus]:
+        parts = await asyncio.gather(
+            *(collect_vertex() if k == "vertex" else collect_cloud_run() for k in kinds),
+            return_exceptions=True,
+        )
+        merged: list[JobStatus] = []
+        for listed_kind, part in zip(kinds, parts, strict=True):
+            if isinstance(part, BaseException):
+                # Listing both kinds by default must not fail for a project that uses one:
+                # the other's API may be disabled or not served there.
+                if kind or not (isinstance(part, ApiError) and part.code in _SERVICE_MISSING):
+                    raise part
+                err_console.print(f"{listed_kind} jobs not listed: {part}", style="yellow",
+                                  highlight=False, soft_wrap=True)
+                continue
+            merged.extend(part)
+        merged.sort(key=lambda s: s.create_time.timestamp() if s.create_time else 0.0, reverse=True)
+        return merged[:limit]
+
     print_job_table(console, asyncio.run(collect()))
 
 
 def cancel(
-    name: Annotated[str, typer.Argument(help="Job id, display name or full resource name.")],
+    name: NameArgument,
     project: ProjectOption = None,
     region: RegionOption = None,
+    kind: KindOption = None,
     wait: Annotated[bool, typer.Option(help="Wait until the job has stopped.")] = True,
     transport: TransportOption = "grpc",
 ) -> None:
-    """Ask the service to cancel a job (and by default wait until it has stopped)."""
+    """Ask the service to cancel a job or execution (and by default wait until it has stopped)."""
     from gcpjobs.cli.render import print_result
 
-    client = _client(project, region, _transport(transport))
-    resource = _resolve_name(client, name, region)
-
     async def do_cancel() -> int:
+        client, resource = await _locate(name, _kind(kind), project, region, _transport(transport))
         async with client:
             await client.cancel(resource)
             err_console.print(f"cancel requested: {resource}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -56,6 +57,8 @@ def print_status(console: Console, status: JobStatus) -> None:
     console.print(f"  created       {format_time(status.create_time)}", markup=False)
     console.print(f"  started       {format_time(status.start_time)}", markup=False)
     console.print(f"  ended         {format_time(status.end_time)}", markup=False)
+    if status.tasks is not None:
+        console.print(f"  tasks         {status.tasks}", markup=False)
     if status.error is not None:
         console.print(
             f"  error         code {status.error.code}: {status.error.message}",
@@ -74,6 +77,8 @@ def print_result(console: Console, result: JobResult) -> None:
         f"ran {format_duration(result.run_duration)}",
         markup=False,
     )
+    if status.tasks is not None:
+        console.print(f"  {status.tasks}", markup=False)
     if status.error is not None and not result.succeeded:
         console.print(
             f"  error (code {status.error.code}): {status.error.message}",
@@ -87,7 +92,7 @@ def print_result(console: Console, result: JobResult) -> None:
 
 def print_job_table(console: Console, statuses: Iterable[JobStatus]) -> None:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "DISPLAY NAME", "STATE", "CREATED", "RAN"):
+    for column in ("ID", "KIND", "DISPLAY NAME", "STATE", "CREATED", "RAN"):
         table.add_column(column, no_wrap=column != "DISPLAY NAME")
     rows = 0
     for status in statuses:
@@ -98,6 +103,7 @@ def print_job_table(console: Console, statuses: Iterable[JobStatus]) -> None:
         )
         table.add_row(
             status.job_id,
+            status.kind,
             status.display_name,
             state_text(status.state),
             format_time(status.create_time),
@@ -117,6 +123,7 @@ def status_to_json(status: JobStatus) -> str:
     return json.dumps(
         {
             "name": status.name,
+            "kind": status.kind,
             "displayName": status.display_name,
             "state": status.state.value,
             "createTime": stamp(status.create_time),
@@ -130,5 +137,6 @@ def status_to_json(status: JobStatus) -> str:
             ),
             "labels": dict(status.labels),
             "webAccessUris": dict(status.web_access_uris),
+            "tasks": dataclasses.asdict(status.tasks) if status.tasks else None,
         }
     )

@@ -1,0 +1,770 @@
+"""The Cloud Run jobs client: `AsyncCloudRunClient`, and `CloudRunClient` for scripts.
+
+A Cloud Run job runs in two steps: a Job resource (the template) is created or updated, then
+RunJob starts an Execution of it. gcpjobs watches the execution, and deletes the Job after the
+execution has finished unless the spec says `keep_job` (as prefect-gcp's worker does). Both
+speak `google.cloud.run.v2` through the official GAPIC clients, on GCP or on a gcpjobs
+emulator (see `target.py`); REST calls run the sync client in a worker thread, as the Vertex
+client does (see its module doc for why).
+
+Safety, as for Vertex: a call whose reply was lost is never sent again blindly.
+- CreateJob names the job (`job_id`), so a create whose reply was lost is found by name; the
+  job carries the submission-id label, which tells ours from someone else's.
+- RunJob is not idempotent: before sending it again, the client lists the job's executions
+  and takes the one whose submission-id label (copied from the job's execution template) is
+  this submission's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import functools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from gcpjobs.clients.connection import BackgroundLoop, LoopBoundApis, client_info
+from gcpjobs.clients.convert import execution_to_status
+from gcpjobs.clients.retry import (
+    RetryPolicy,
+    call_with_retry,
+    error_code_name,
+    is_transient,
+    server_message,
+    to_api_error,
+)
+from gcpjobs.clients.target import Target, resolve_target
+from gcpjobs.errors import ApiError, GcpJobsError
+from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.specs.labels import SUBMISSION_LABEL
+from gcpjobs.states import JobState
+from gcpjobs.watch.events import StateChange
+from gcpjobs.watch.poll import PollInterval, wait_until_terminal
+
+if TYPE_CHECKING:
+    from gcpjobs.specs.cloudrun import CloudRunJob
+
+Transport = Literal["grpc", "rest"]
+OnChange = Callable[[StateChange], Any]
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+_LOOKUP_PAGE_SIZE = 50
+
+
+def job_name_of(execution_name: str) -> str:
+    """`projects/P/locations/L/jobs/J/executions/E` -> `projects/P/locations/L/jobs/J`."""
+    return execution_name.split("/executions/", 1)[0]
+
+
+def region_of(name: str) -> str | None:
+    parts = name.split("/")
+    if len(parts) >= 4 and parts[0] == "projects" and parts[2] == "locations":
+        return parts[3]
+    return None
+
+
+# --------------------------------------------------------------------- transport adapters
+
+
+class _RunApi(Protocol):
+    """The Cloud Run v2 calls gcpjobs makes, one attempt each (no retries here)."""
+
+    async def create_job(self, parent: str, job: Any, job_id: str, timeout: float) -> Any: ...
+    async def update_job(self, job: Any, timeout: float) -> Any: ...
+    async def get_job(self, name: str, timeout: float) -> Any: ...
+    async def delete_job(self, name: str, timeout: float) -> None: ...
+    async def run_job(self, name: str, timeout: float) -> Any | None: ...
+    async def get_execution(self, name: str, timeout: float) -> Any: ...
+    async def list_executions(
+        self, parent: str, page_size: int, page_token: str, timeout: float
+    ) -> tuple[builtins.list[Any], str]: ...
+    async def cancel_execution(self, name: str, timeout: float) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _execution_of(operation: Any) -> Any | None:
+    """RunJob's operation names the execution in its metadata (an Execution) from the start."""
+    try:
+        metadata = operation.metadata
+    except Exception:  # an operation without metadata, or of another type
+        return None
+    if metadata is None or not str(getattr(metadata, "name", "")):
+        return None
+    return metadata
+
+
+class _GrpcRunApi:
+    """`JobsAsyncClient` and `ExecutionsAsyncClient`; retries are ours, GAPIC's are off.
+
+    Long-running operations of create, update and delete are awaited (the job must be ready
+    before it runs); those of run and cancel are not: the execution is what gets watched.
+    """
+
+    def __init__(self, jobs: Any, executions: Any) -> None:
+        self._jobs = jobs
+        self._executions = executions
+
+    async def create_job(self, parent: str, job: Any, job_id: str, timeout: float) -> Any:
+        operation = await self._jobs.create_job(
+            parent=parent, job=job, job_id=job_id, retry=None, timeout=timeout
+        )
+        return await operation.result(timeout=timeout)
+
+    async def update_job(self, job: Any, timeout: float) -> Any:
+        operation = await self._jobs.update_job(job=job, retry=None, timeout=timeout)
+        return await operation.result(timeout=timeout)
+
+    async def get_job(self, name: str, timeout: float) -> Any:
+        return await self._jobs.get_job(name=name, retry=None, timeout=timeout)
+
+    async def delete_job(self, name: str, timeout: float) -> None:
+        operation = await self._jobs.delete_job(name=name, retry=None, timeout=timeout)
+        await operation.result(timeout=timeout)
+
+    async def run_job(self, name: str, timeout: float) -> Any | None:
+        operation = await self._jobs.run_job(name=name, retry=None, timeout=timeout)
+        return _execution_of(operation)
+
+    async def get_execution(self, name: str, timeout: float) -> Any:
+        return await self._executions.get_execution(name=name, retry=None, timeout=timeout)
+
+    async def list_executions(
+        self, parent: str, page_size: int, page_token: str, timeout: float
+    ) -> tuple[builtins.list[Any], str]:
+        from google.cloud.run_v2 import ListExecutionsRequest
+
+        pager = await self._executions.list_executions(
+            request=ListExecutionsRequest(
+                parent=parent, page_size=page_size, page_token=page_token
+            ),
+            retry=None, timeout=timeout,
+        )
+        return builtins.list(pager.executions), str(pager.next_page_token)
+
+    async def cancel_execution(self, name: str, timeout: float) -> None:
+        await self._executions.cancel_execution(name=name, retry=None, timeout=timeout)
+
+    async def close(self) -> None:
+        # Both clients share one channel on the emulator; closing it twice is harmless.
+        await self._jobs.transport.close()
+        await self._executions.transport.close()
+
+
+class _RestRunApi:
+    """The sync REST clients, each call in a worker thread."""
+
+    def __init__(self, jobs: Any, executions: Any) -> None:
+        self._jobs = jobs
+        self._executions = executions
+
+    async def _thread(self, function: Callable[[], T]) -> T:
+        return await asyncio.to_thread(function)
+
+    async def create_job(self, parent: str, job: Any, job_id: str, timeout: float) -> Any:
+        return await self._thread(
+            lambda: self._jobs.create_job(
+                parent=parent, job=job, job_id=job_id, retry=None, timeout=timeout
+            ).result(timeout=timeout)
+        )
+
+    async def update_job(self, job: Any, timeout: float) -> Any:
+        return await self._thread(
+            lambda: self._jobs.update_job(job=job, retry=None, timeout=timeout).result(
+                timeout=timeout
+            )
+        )
+
+    async def get_job(self, name: str, timeout: float) -> Any:
+        return await self._thread(
+            lambda: self._jobs.get_job(name=name, retry=None, timeout=timeout)
+        )
+
+    async def delete_job(self, name: str, timeout: float) -> None:
+        await self._thread(
+            lambda: self._jobs.delete_job(name=name, retry=None, timeout=timeout).result(
+                timeout=timeout
+            )
+        )
+
+    async def run_job(self, name: str, timeout: float) -> Any | None:
+        return await self._thread(
+            lambda: _execution_of(self._jobs.run_job(name=name, retry=None, timeout=timeout))
+        )
+
+    async def get_execution(self, name: str, timeout: float) -> Any:
+        return await self._thread(
+            lambda: self._executions.get_execution(name=name, retry=None, timeout=timeout)
+        )
+
+    async def list_executions(
+        self, parent: str, page_size: int, page_token: str, timeout: float
+    ) -> tuple[builtins.list[Any], str]:
+        from google.cloud.run_v2 import ListExecutionsRequest
+
+        def one_page() -> tuple[builtins.list[Any], str]:
+            pager = self._executions.list_executions(
+                request=ListExecutionsRequest(
+                    parent=parent, page_size=page_size, page_token=page_token
+                ),
+                retry=None, timeout=timeout,
+            )
+            return builtins.list(pager.executions), str(pager.next_page_token)
+
+        return await self._thread(one_page)
+
+    async def cancel_execution(self, name: str, timeout: float) -> None:
+        await self._thread(
+            lambda: self._executions.cancel_execution(name=name, retry=None, timeout=timeout)
+        )
+
+    async def close(self) -> None:
+        await self._thread(self._jobs.transport.close)
+        await self._thread(self._executions.transport.close)
+
+
+def _run_api(target: Target, transport: Transport, credentials: Any) -> _RunApi:
+    from google.cloud.run_v2.services.executions import (
+        ExecutionsAsyncClient,
+        ExecutionsClient,
+    )
+    from google.cloud.run_v2.services.jobs import JobsAsyncClient, JobsClient
+
+    info = client_info()
+    if transport == "rest":
+        if target.is_emulator:
+            from google.auth.credentials import AnonymousCredentials
+
+            options = {"api_endpoint": str(target.rest_endpoint)}
+            credentials = AnonymousCredentials()
+        else:
+            options = {"api_endpoint": target.run_endpoint()}
+        return _RestRunApi(
+            JobsClient(transport="rest", client_options=options, credentials=credentials,
+                       client_info=info),
+            ExecutionsClient(transport="rest", client_options=options, credentials=credentials,
+                             client_info=info),
+        )
+    if target.is_emulator:
+        import grpc
+        from google.cloud.run_v2.services.executions.transports import (
+            ExecutionsGrpcAsyncIOTransport,
+        )
+        from google.cloud.run_v2.services.jobs.transports import JobsGrpcAsyncIOTransport
+
+        # A plaintext server needs an explicit insecure channel: `api_endpoint` alone speaks TLS.
+        channel = grpc.aio.insecure_channel(target.run_endpoint())
+        return _GrpcRunApi(
+            JobsAsyncClient(transport=JobsGrpcAsyncIOTransport(channel=channel), client_info=info),
+            ExecutionsAsyncClient(
+                transport=ExecutionsGrpcAsyncIOTransport(channel=channel), client_info=info
+            ),
+        )
+    options = {"api_endpoint": target.run_endpoint()}
+    return _GrpcRunApi(
+        JobsAsyncClient(client_options=options, credentials=credentials, client_info=info),
+        ExecutionsAsyncClient(client_options=options, credentials=credentials, client_info=info),
+    )
+
+
+# ------------------------------------------------------------------------------ the client
+
+
+class AsyncCloudRunClient:
+    """Run, inspect, cancel and wait for Cloud Run job executions.
+
+    The names it takes and returns are executions'
+    (`projects/P/locations/L/jobs/J/executions/E`, or just `E`). Settings are those of
+    `AsyncVertexClient`.
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        region: str = "us-central1",
+        target: Target | None = None,
+        transport: Transport = "grpc",
+        credentials_file: str | None = None,
+        poll_interval: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if transport not in ("grpc", "rest"):
+            raise GcpJobsError(f"transport {transport!r} is not supported; use 'grpc' or 'rest'")
+        if poll_interval is not None and poll_interval <= 0:
+            raise GcpJobsError(f"poll_interval must be more than 0 seconds, got {poll_interval}")
+        self.project = project
+        self.region = region
+        self.transport: Transport = transport
+        self.credentials_file = credentials_file
+        self.poll_interval = poll_interval
+        self._retry = retry
+        self._target = target
+        self._target_lock = threading.Lock()
+        self._apis: LoopBoundApis[_RunApi] = LoopBoundApis()
+
+    # ---------------------------------------------------------------------------- settings
+
+    @property
+    def target(self) -> Target:
+        """Where requests go; resolved on first use (may start the embedded emulator)."""
+        with self._target_lock:
+            if self._target is None:
+                self._target = resolve_target(
+                    project=self.project, credentials_file=self.credentials_file
+                )
+            return self._target
+
+    async def _resolved_target(self) -> Target:
+        if self._target is not None:
+            return self._target
+        return await asyncio.to_thread(lambda: self.target)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        if self._retry is not None:
+            return self._retry
+        return RetryPolicy.for_emulator() if self.target.is_emulator else RetryPolicy.for_gcp()
+
+    def poll_schedule(self) -> PollInterval:
+        if self.poll_interval is not None:
+            return PollInterval.fixed(self.poll_interval)
+        return PollInterval.for_emulator() if self.target.is_emulator else PollInterval.for_gcp()
+
+    def resource_name(self, execution: str, region: str | None = None) -> str:
+        """`"job-abc12"` -> `projects/P/locations/R/jobs/job/executions/job-abc12`.
+
+        Cloud Run names an execution after its job plus a dash and a suffix, so the bare
+        execution id is enough.
+        """
+        text = execution.strip()
+        if text.startswith("projects/"):
+            parts = text.split("/")
+            if (len(parts) != 8 or parts[2] != "locations" or parts[4] != "jobs"
+                    or parts[6] != "executions" or not all(parts)):
+                raise GcpJobsError(
+                    f"{execution!r} is not an execution name; give an execution id or "
+                    "projects/PROJECT/locations/REGION/jobs/JOB/executions/EXECUTION"
+                )
+            return text
+        job, dash, suffix = text.rpartition("-")
+        if not (job and dash and suffix) or "/" in text:
+            raise GcpJobsError(
+                f"{execution!r} is not a Cloud Run execution id (JOB-SUFFIX, e.g. my-job-x7k2p); "
+                "`gcpjobs list` shows them"
+            )
+        where = region or self.region
+        return f"projects/{self.target.project}/locations/{where}/jobs/{job}/executions/{text}"
+
+    # ---------------------------------------------------------------------------- plumbing
+
+    async def _api(self) -> _RunApi:
+        target = await self._resolved_target()
+        return await self._apis.get(
+            target.run_endpoint(),
+            lambda credentials: _run_api(target, self.transport, credentials),
+            credentials_file=target.credentials_file,
+            needs_credentials=not target.is_emulator,
+        )
+
+    async def _call(
+        self, method: str, call: Callable[[_RunApi], Coroutine[Any, Any, T]],
+        *, name: str | None = None,
+    ) -> T:
+        api = await self._api()
+        try:
+            return await call_with_retry(lambda: call(api), self.retry_policy, method, name=name)
+        except ApiError as error:
+            raise self._with_hint(error) from error.__cause__
+
+    def _with_hint(self, error: ApiError) -> ApiError:
+        target = self._target
+        if error.code != "UNAVAILABLE" or target is None or not target.is_emulator:
+            return error
+        hint = (f"; is the emulator at {target.grpc_address} running? "
+                "(`gcpjobs emulator status`)")
+        return type(error)(error.code, error.message + hint, method=error.method)
+
+    async def _once_or_found(
+        self,
+        method: str,
+        send: Callable[[], Coroutine[Any, Any, T]],
+        find: Callable[[float], Coroutine[Any, Any, T | None]],
+        submission_id: str,
+    ) -> T:
+        """`send()` with retries, but before each re-send `find(deadline)` looks for what an
+        earlier attempt may have made; what it finds is the answer."""
+        policy = self.retry_policy
+        deadline = time.monotonic() + policy.deadline
+        sleeps = policy.sleeps()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await send()
+            except Exception as error:
+                if not is_transient(error):
+                    if error_code_name(error) is None:
+                        raise
+                    raise to_api_error(error, method) from error
+                last_error = error
+            delay = next(sleeps)
+            if time.monotonic() + delay > deadline:
+                raise self._with_hint(ApiError(
+                    error_code_name(last_error) or "UNKNOWN",
+                    f"{server_message(last_error)} (gave up after {attempts} attempts; nothing "
+                    f"labelled {SUBMISSION_LABEL}={submission_id} was found; try again later)",
+                    method=method,
+                )) from last_error
+            logger.info("%s failed with %s (attempt %d); looking for submission %s first",
+                        method, error_code_name(last_error), attempts, submission_id)
+            await asyncio.sleep(delay)
+            found = await find(deadline)
+            if found is not None:
+                return found
+
+    def _lookup_policy(self, deadline: float) -> RetryPolicy:
+        policy = self.retry_policy
+        return dataclasses.replace(
+            policy, deadline=max(deadline - time.monotonic(), policy.initial)
+        )
+
+    # ------------------------------------------------------------------------------- calls
+
+    async def create(self, job: CloudRunJob, *, submission_id: str | None = None) -> JobStatus:
+        """Create (or, with `keep_job`, update) the Job and start one execution of it; the
+        execution's status right after it was started. Never starts it twice (see module)."""
+        resolving = (
+            None
+            if self._target is not None
+            else asyncio.get_running_loop().run_in_executor(None, lambda: self.target)
+        )
+        from gcpjobs.requests.cloudrun import build_create_request, job_id_for
+
+        submission_id = submission_id or uuid.uuid4().hex
+        target = self._target if resolving is None else await resolving
+        assert target is not None
+        request = build_create_request(job, job.project or target.project, submission_id)
+        job_name = f"{request.parent}/jobs/{job_id_for(job, submission_id)}"
+        await self._ensure_job(request, job_name, submission_id, keep_job=job.keep_job)
+        return await self._start_execution(job_name, submission_id)
+
+    async def _ensure_job(
+        self, request: Any, job_name: str, submission_id: str, *, keep_job: bool
+    ) -> None:
+        api = await self._api()
+        timeout = self.retry_policy.call_timeout
+
+        async def find(deadline: float) -> bool | None:
+            try:
+                existing = await call_with_retry(
+                    lambda: api.get_job(job_name, timeout), self._lookup_policy(deadline),
+                    "GetJob",
+                )
+            except ApiError as error:
+                if error.code == "NOT_FOUND":
+                    return None
+                raise
+            return True if existing.labels.get(SUBMISSION_LABEL) == submission_id else None
+
+        try:
+            await self._once_or_found(
+                "CreateJob",
+                lambda: api.create_job(request.parent, request.job, request.job_id, timeout),
+                find, submission_id,
+            )
+        except ApiError as error:
+            if error.code != "ALREADY_EXISTS":
+                raise
+            if await find(time.monotonic() + self.retry_policy.deadline):
+                return  # an earlier attempt of this submission made it
+            if not keep_job:
+                raise
+            # keep_job: the job is reused; this run's template replaces the last one.
+            job_type = type(request.job)
+            job = job_type.deserialize(job_type.serialize(request.job))  # a copy, not a view
+            job.name = job_name
+            await self._call("UpdateJob", lambda api: api.update_job(job, timeout), name=job_name)
+
+    async def _start_execution(self, job_name: str, submission_id: str) -> JobStatus:
+        api = await self._api()
+        timeout = self.retry_policy.call_timeout
+
+        async def find(deadline: float) -> Any | None:
+            return await self._find_execution(api, job_name, submission_id, deadline)
+
+        async def send() -> Any:
+            execution = await api.run_job(job_name, timeout)
+            if execution is None:  # no metadata on the operation: find it by its label
+                execution = await find(time.monotonic() + self.retry_policy.deadline)
+                if execution is None:
+                    raise ApiError(
+                        "INTERNAL", f"RunJob on {job_name} named no execution", method="RunJob"
+                    )
+            return execution
+
+        execution = await self._once_or_found("RunJob", send, find, submission_id)
+        return execution_to_status(execution)
+
+    async def _find_execution(
+        self, api: _RunApi, job_name: str, submission_id: str, deadline: float
+    ) -> Any | None:
+        """This submission's execution of `job_name`, if one was started. If even the lookup
+        fails we cannot know, so we stop instead of risking a second execution."""
+        token = ""
+        try:
+            while True:
+                executions, token = await call_with_retry(
+                    functools.partial(
+                        api.list_executions, job_name, _LOOKUP_PAGE_SIZE, token,
+                        self.retry_policy.call_timeout,
+                    ),
+                    self._lookup_policy(deadline),
+                    "ListExecutions",
+                )
+                for execution in executions:
+                    if execution.labels.get(SUBMISSION_LABEL) == submission_id:
+                        return execution
+                if not token:
+                    return None
+        except ApiError as error:
+            raise ApiError(
+                error.code,
+                f"{error.message}; a RunJob failed and the execution may have started: look for "
+                f"label {SUBMISSION_LABEL}={submission_id} on {job_name}'s executions before "
+                "running it again",
+                method="RunJob",
+            ) from error
+
+    async def _full_name(self, name: str) -> str:
+        await self._resolved_target()
+        return self.resource_name(name)
+
+    async def get(self, name: str) -> JobStatus:
+        full = await self._full_name(name)
+        timeout = self.retry_policy.call_timeout
+        execution = await self._call(
+            "GetExecution", lambda api: api.get_execution(full, timeout), name=full
+        )
+        return execution_to_status(execution)
+
+    async def list(
+        self, *, region: str | None = None, job: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[JobStatus]:
+        """Executions, newest first: of one job (its id), or of every job in the region."""
+        target = await self._resolved_target()
+        parent = f"projects/{target.project}/locations/{region or self.region}/jobs/{job or '-'}"
+        token = ""
+        timeout = self.retry_policy.call_timeout
+        while True:
+            executions, token = await self._call(
+                "ListExecutions",
+                functools.partial(_list_page, parent=parent, page_size=page_size or 0,
+                                  page_token=token, timeout=timeout),
+            )
+            for execution in executions:
+                yield execution_to_status(execution)
+            if not token:
+                return
+
+    async def cancel(self, name: str) -> None:
+        """Ask the service to cancel the execution; it ends CANCELLED later (see `wait`)."""
+        full = await self._full_name(name)
+        timeout = self.retry_policy.call_timeout
+        try:
+            await self._call(
+                "CancelExecution", lambda api: api.cancel_execution(full, timeout), name=full
+            )
+        except ApiError as error:
+            # A retried cancel whose first attempt landed finds the execution already ending.
+            if error.code != "FAILED_PRECONDITION":
+                raise
+            if (await self.get(full)).state not in (JobState.CANCELLING, JobState.CANCELLED):
+                raise
+
+    async def delete_job(self, name: str) -> None:
+        """Delete the Job (and with it its executions), waiting until it is gone. `name` is
+        the job's or one of its executions'; a job already gone is not an error."""
+        full = name if "/executions/" not in name else job_name_of(name)
+        if not full.startswith("projects/"):
+            full = job_name_of(await self._full_name(name))
+        timeout = self.retry_policy.call_timeout
+        try:
+            await self._call("DeleteJob", lambda api: api.delete_job(full, timeout), name=full)
+        except ApiError as error:
+            if error.code != "NOT_FOUND":
+                raise
+
+    async def wait(
+        self,
+        name: str,
+        *,
+        on_change: OnChange | None = None,
+        timeout: float | None = None,
+        known: JobStatus | None = None,
+        delete_job: bool = False,
+    ) -> JobResult:
+        """Poll until the execution ends, reporting every state change seen; the result.
+
+        `known` is a status the caller already has (`create`'s reply), reported first without
+        fetching. `delete_job` deletes the Job once the execution has ended (what `run` does
+        unless the spec keeps it). `timeout` raises `WaitTimeoutError` and leaves it running.
+        """
+        full = await self._full_name(name)
+        status = await wait_until_terminal(
+            lambda: self.get(full),
+            on_change=on_change,
+            interval=self.poll_schedule(),
+            timeout=timeout,
+            name=full,
+            first=known,
+        )
+        if delete_job:
+            await self.delete_job(full)
+        return JobResult(status)
+
+    async def run(
+        self, job: CloudRunJob, *, on_change: OnChange | None = None, timeout: float | None = None
+    ) -> JobResult:
+        """Create the job, start it, wait for the execution to end, and delete the Job unless
+        `job.keep_job`."""
+        status = await self.create(job)
+        return await self.wait(
+            status.name, on_change=on_change, timeout=timeout, known=status,
+            delete_job=not job.keep_job,
+        )
+
+    # --------------------------------------------------------------------------- lifecycle
+
+    async def close(self) -> None:
+        await self._apis.close(lambda api: api.close())
+
+    async def __aenter__(self) -> AsyncCloudRunClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def _list_page(
+    api: _RunApi, *, parent: str, page_size: int, page_token: str, timeout: float
+) -> tuple[builtins.list[Any], str]:
+    return await api.list_executions(parent, page_size, page_token, timeout)
+
+
+# ------------------------------------------------------------------------- the sync facade
+
+
+class CloudRunClient:
+    """`AsyncCloudRunClient` for scripts and notebooks: the same methods, blocking."""
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        region: str = "us-central1",
+        target: Target | None = None,
+        transport: Transport = "grpc",
+        credentials_file: str | None = None,
+        poll_interval: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._async = AsyncCloudRunClient(
+            project=project, region=region, target=target, transport=transport,
+            credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+        )
+        self._loop = BackgroundLoop("gcpjobs-cloud-run-client")
+
+    @property
+    def async_client(self) -> AsyncCloudRunClient:
+        return self._async
+
+    @property
+    def target(self) -> Target:
+        return self._async.target
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run(coroutine, what="CloudRunClient")
+
+    def create(self, job: CloudRunJob, *, submission_id: str | None = None) -> JobStatus:
+        return self._run(self._async.create(job, submission_id=submission_id))
+
+    def get(self, name: str) -> JobStatus:
+        return self._run(self._async.get(name))
+
+    def list(
+        self, *, region: str | None = None, job: str | None = None, page_size: int | None = None
+    ) -> builtins.list[JobStatus]:
+        async def collect() -> builtins.list[JobStatus]:
+            return [
+                status
+                async for status in self._async.list(region=region, job=job, page_size=page_size)
+            ]
+
+        return self._run(collect())
+
+    def cancel(self, name: str) -> None:
+        self._run(self._async.cancel(name))
+
+    def delete_job(self, name: str) -> None:
+        self._run(self._async.delete_job(name))
+
+    def wait(
+        self,
+        name: str,
+        *,
+        on_change: OnChange | None = None,
+        timeout: float | None = None,
+        known: JobStatus | None = None,
+        delete_job: bool = False,
+    ) -> JobResult:
+        return self._run(self._async.wait(
+            name, on_change=on_change, timeout=timeout, known=known, delete_job=delete_job
+        ))
+
+    def run(
+        self, job: CloudRunJob, *, on_change: OnChange | None = None, timeout: float | None = None
+    ) -> JobResult:
+        return self._run(self._async.run(job, on_change=on_change, timeout=timeout))
+
+    def resource_name(self, execution: str, region: str | None = None) -> str:
+        return self._async.resource_name(execution, region)
+
+    def close(self) -> None:
+        if self._loop.closed:
+            return
+        try:
+            self._run(self._async.close())
+        finally:
+            self._loop.stop()
+
+    def __enter__(self) -> CloudRunClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            loop.stop_soon()
+
+
+__all__ = ["AsyncCloudRunClient", "CloudRunClient"]
