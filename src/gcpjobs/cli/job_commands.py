@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -66,16 +66,88 @@ def _kind(value: str | None) -> str | None:
     return value
 
 
-def _load(path: Path, name: str | None, project: str | None, region: str | None) -> JobSpec:
-    from gcpjobs.specs.jobfile import load_job_file
+FileArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Job file (YAML: `kind: vertex` / `kind: cloud-run`, a CustomJobSpec, a Cloud Run "
+        "v1 Job body); with --template, a YAML mapping of the template's variables.",
+        show_default=False,
+    ),
+]
+TemplateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--template", "-t",
+        help="A base job template file, or `vertex` / `cloud-run` for the default one.",
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s",
+        help="KEY=VALUE (repeatable): a template variable, or without --template a job field. "
+        "VALUE is read as YAML (4, true, [a, b]).",
+    ),
+]
 
-    job = load_job_file(path)
+
+def _load(
+    path: Path | None,
+    template: str | None,
+    assignments: list[str] | None,
+    name: str | None,
+    project: str | None,
+    region: str | None,
+) -> JobSpec:
+    """The job a command is about: a job file, or a template rendered with values."""
+    from gcpjobs.specs.templates import parse_assignments
+
+    settings = parse_assignments(assignments or [])
+    if template is not None:
+        job = _render(template, path, settings)
+    elif path is None:
+        raise typer.BadParameter("give a job file, or --template", param_hint="FILE")
+    else:
+        from gcpjobs.specs.jobfile import load_job_file
+
+        job = load_job_file(path)
+        if settings:
+            job = job.with_overrides(**settings)
     overrides = {
         key: value
         for key, value in {"name": name, "project": project, "region": region}.items()
         if value is not None
     }
     return job.with_overrides(**overrides) if overrides else job
+
+
+def _render(template: str, values_file: Path | None, overrides: dict[str, Any]) -> JobSpec:
+    from gcpjobs.errors import JobFileError
+    from gcpjobs.specs.templates import JobTemplate, default_template
+
+    chosen = (
+        default_template(template)
+        if template in KINDS and not Path(template).exists()
+        else JobTemplate.load(template)
+    )
+    values: dict[str, Any] = {}
+    if values_file is not None:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(values_file.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise JobFileError(f"{values_file}: cannot read it ({error.strerror})") from None
+        except yaml.YAMLError as error:
+            raise JobFileError(f"{values_file}: not YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise JobFileError(
+                f"{values_file}: with --template, the file holds the template's variables as a "
+                "mapping (image: ..., machine_type: ...)"
+            )
+        values = loaded
+    spec: JobSpec = chosen.render_spec(values, overrides)  # type: ignore[assignment]
+    return spec
 
 
 def _client(
@@ -93,24 +165,29 @@ def _client(
 
 
 def preview(
-    file: Annotated[Path, typer.Argument(help="Job file (YAML, `kind: vertex`, or a CustomJobSpec).")],
+    file: FileArgument = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="yaml or json.")] = "yaml",
+    template: TemplateOption = None,
+    assignments: SetOption = None,
     name: Annotated[str | None, typer.Option(help="Override the job's name.")] = None,
     project: ProjectOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Show the exact CreateCustomJob request a file makes, secrets redacted. Sends nothing."""
+    """Show the exact request a job makes (CreateCustomJob or CreateJob), secrets redacted.
+    Sends nothing."""
     if fmt not in ("yaml", "json"):
         raise typer.BadParameter(f"{fmt!r} is not a format; use yaml or json", param_hint="--format")
-    job = _load(file, name, project, region)
+    job = _load(file, template, assignments, name, project, region)
     console.print(job.preview(fmt=fmt), markup=False, soft_wrap=True)
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="Job file (YAML, `kind: vertex`, or a CustomJobSpec).")],
+    file: FileArgument = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Submit and return without waiting.")
     ] = False,
+    template: TemplateOption = None,
+    assignments: SetOption = None,
     name: Annotated[str | None, typer.Option(help="Override the job's name.")] = None,
     project: ProjectOption = None,
     region: RegionOption = None,
@@ -122,7 +199,7 @@ def run(
     """
     from gcpjobs.cli.follow import follow_job
 
-    job = _load(file, name, project, region)
+    job = _load(file, template, assignments, name, project, region)
     client = _client(job.kind, job.project, job.region, _transport(transport))
     code = asyncio.run(follow_job(client, job, detach=detach))
     raise typer.Exit(code)

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from gcpjobs import __version__
-from gcpjobs.cli import emulator_commands, job_commands
+from gcpjobs.cli import emulator_commands, job_commands, template_commands
 from gcpjobs.cli.console import err_console
 
 # Exit codes, documented in the README.
@@ -24,13 +24,14 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="gcpjobs",
-    help="Run ML and data work as Google Cloud jobs (Vertex AI), or on the local emulator.",
+    help="Run ML and data work as Google Cloud jobs (Vertex AI, Cloud Run), or on the local emulator.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 app.add_typer(emulator_commands.app, name="emulator")
+app.add_typer(template_commands.app, name="template")
 job_commands.register(app)
 
 _state = {"debug": False}
