@@ -14,9 +14,14 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "VertexJob": "gcpjobs.specs.vertex",
     "WorkerPool": "gcpjobs.specs.vertex",
+    "CloudRunJob": "gcpjobs.specs.cloudrun",
+    "SecretRef": "gcpjobs.specs.cloudrun",
     "load_job_file": "gcpjobs.specs.jobfile",
     "AsyncVertexClient": "gcpjobs.clients.vertex",
     "VertexClient": "gcpjobs.clients.vertex",
+    "AsyncCloudRunClient": "gcpjobs.clients.cloudrun",
+    "CloudRunClient": "gcpjobs.clients.cloudrun",
+    "JobTemplate": "gcpjobs.specs.templates",
     "JobState": "gcpjobs.states",
     "JobStatus": "gcpjobs.results",
     "JobResult": "gcpjobs.results",
@@ -30,13 +35,18 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "ApiError",
+    "AsyncCloudRunClient",
     "AsyncVertexClient",
+    "CloudRunClient",
+    "CloudRunJob",
     "GcpJobsError",
     "JobError",
     "JobNotFoundError",
     "JobResult",
     "JobState",
     "JobStatus",
+    "JobTemplate",
+    "SecretRef",
     "SpecError",
     "StateChange",
     "VertexClient",
@@ -47,10 +57,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from gcpjobs.clients.cloudrun import AsyncCloudRunClient, CloudRunClient
     from gcpjobs.clients.vertex import AsyncVertexClient, VertexClient
     from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError, SpecError
     from gcpjobs.results import JobError, JobResult, JobStatus
+    from gcpjobs.specs.cloudrun import CloudRunJob, SecretRef
     from gcpjobs.specs.jobfile import load_job_file
+    from gcpjobs.specs.templates import JobTemplate
     from gcpjobs.specs.vertex import VertexJob, WorkerPool
     from gcpjobs.states import JobState
     from gcpjobs.watch.events import StateChange

@@ -3,88 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import psutil
 import pytest
 import yaml
 from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
-from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
 
 from gcpjobs.emulator.process import EmulatorProcess
+from tests.cli.support import (
+    GCPJOBS,
+    assert_one_line_error,
+    clean_env,
+    gcpjobs,
+    job_file,
+    python_job,
+)
 from tests.waiting import wait_for
-
-GCPJOBS = str(Path(sys.executable).with_name("gcpjobs"))
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(tmp_path_factory.mktemp("cli-emulator")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def jobs(emulator: EmulatorProcess) -> JobServiceClient:
-    channel = grpc.insecure_channel(emulator.grpc_address)
-    return JobServiceClient(transport=JobServiceGrpcTransport(channel=channel))
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without anything that would point gcpjobs at real GCP."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("GOOGLE_", "CLOUDSDK_", "GCLOUD_", "GCPJOBS_"))
-    }
-    env.update(extra)
-    return env
-
-
-@pytest.fixture()
-def env(emulator: EmulatorProcess) -> dict[str, str]:
-    return clean_env(GCPJOBS_EMULATOR_HOST=emulator.grpc_address)
-
-
-def gcpjobs(
-    *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [GCPJOBS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def job_file(tmp_path: Path, body: str, name: str = "job.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-def python_job(tmp_path: Path, code: str, **fields: object) -> Path:
-    document = {
-        "kind": "vertex",
-        "name": "cli-test",
-        "image": "python:3.11-slim",
-        "command": [sys.executable, "-c", code],
-        **fields,
-    }
-    return job_file(tmp_path, yaml.safe_dump(document))
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_version(env: dict[str, str]) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gcpjobs.clients.target import Target, resolve_target
 from gcpjobs.clients.connection import load_credentials
+from gcpjobs.clients.target import Target, resolve_target
 from gcpjobs.clients.vertex import AsyncVertexClient, Transport, VertexClient
 from gcpjobs.emulator.config import default_data_dir
 from gcpjobs.emulator.control import running_emulator, stop_detached

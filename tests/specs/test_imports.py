@@ -29,3 +29,16 @@ def test_requests_never_import_the_high_level_sdk() -> None:
     loaded = modules_after("import gcpjobs.requests.vertex")
     assert "google.cloud.aiplatform_v1" in loaded
     assert "google.cloud.aiplatform" not in loaded
+
+
+def test_every_public_name_is_exported_and_loads() -> None:
+    import gcpjobs
+
+    assert sorted(gcpjobs.__all__) == sorted([*gcpjobs._EXPORTS, "__version__"])
+    for name in gcpjobs.__all__:
+        assert getattr(gcpjobs, name) is not None
+
+
+def test_importing_gcpjobs_loads_no_google_library() -> None:
+    loaded = modules_after("import gcpjobs") - modules_after("pass")
+    assert not any(name.startswith("google.cloud") for name in loaded)

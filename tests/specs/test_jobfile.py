@@ -204,8 +204,8 @@ def test_invalid_documents_name_the_file_and_field(
         ("kind: vertex\n  image: x\n bad: : :\n", "not valid YAML at line 2"),
         ("- a\n- b\n", "must be a mapping of fields, not a list"),
         ("", "is empty"),
-        ("kind: batch\nimage: x\n", "unknown kind 'batch'; use one of: vertex"),
-        ("kind: cloud-run\nimage: x\n", "not supported by this version"),
+        ("kind: batch\nimage: x\n", "unknown kind 'batch'; use one of: cloud-run, vertex"),
+        ("kind: Job\nimage: x\n", "apiVersion: run.googleapis.com/v1"),
         ("image: x\n", "has no `kind`; start it with `kind: vertex`"),
     ],
 )

@@ -24,7 +24,6 @@ import functools
 import logging
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -42,7 +41,7 @@ from gcpjobs.clients.retry import (
 from gcpjobs.clients.target import Target, resolve_target
 from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.results import JobResult, JobStatus
-from gcpjobs.specs.labels import SUBMISSION_LABEL
+from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.states import JobState
 from gcpjobs.watch.events import StateChange
 from gcpjobs.watch.poll import PollInterval, wait_until_terminal
@@ -448,7 +447,7 @@ class AsyncCloudRunClient:
         )
         from gcpjobs.requests.cloudrun import build_create_request, job_id_for
 
-        submission_id = submission_id or uuid.uuid4().hex
+        submission_id = submission_id or new_submission_id()
         target = self._target if resolving is None else await resolving
         assert target is not None
         request = build_create_request(job, job.project or target.project, submission_id)

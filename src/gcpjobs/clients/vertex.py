@@ -46,7 +46,7 @@ from gcpjobs.clients.retry import (
 from gcpjobs.clients.target import Target, resolve_target
 from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.results import JobResult, JobStatus
-from gcpjobs.specs.labels import SUBMISSION_LABEL
+from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.specs.vertex import VertexJob
 from gcpjobs.states import JobState
 from gcpjobs.watch.events import StateChange
@@ -368,7 +368,7 @@ class AsyncVertexClient:
             if self._target is not None
             else asyncio.get_running_loop().run_in_executor(None, lambda: self.target)
         )
-        from gcpjobs.requests.vertex import build_custom_job, new_submission_id, parent_for
+        from gcpjobs.requests.vertex import build_custom_job, parent_for
 
         submission_id = submission_id or new_submission_id()
         custom_job = build_custom_job(job, submission_id)

@@ -7,7 +7,6 @@ Pure functions: nothing here talks to a server. Only the GAPIC types package
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -15,7 +14,12 @@ import yaml
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from gcpjobs.specs.labels import KIND_LABEL, SUBMISSION_LABEL, validate_label_value
+from gcpjobs.specs.labels import (
+    KIND_LABEL,
+    SUBMISSION_LABEL,
+    new_submission_id,
+    validate_label_value,
+)
 from gcpjobs.specs.secrets import REDACTED, looks_secret
 from gcpjobs.specs.vertex import MAX_DISPLAY_NAME_LENGTH, ResolvedPool, VertexJob
 
@@ -24,11 +28,6 @@ KIND = "vertex"
 # Shown in a preview's `parent` when the job names no project; the client fills in the
 # configured one (or the emulator's `gcpjobs-local`) when it sends the request.
 PROJECT_PLACEHOLDER = "<project>"
-
-
-def new_submission_id() -> str:
-    """A fresh id that marks one submission (32 hex characters, a valid label value)."""
-    return uuid.uuid4().hex
 
 
 def display_name_for(name: str, submission_id: str) -> str:

@@ -1,15 +1,18 @@
 """Job files: YAML documents that describe a job, read into validated specs.
 
-Three shapes are accepted:
+These shapes are accepted:
 
 - `kind: vertex` followed by `VertexJob` fields (the gcpjobs format);
+- `kind: cloud-run` followed by `CloudRunJob` fields;
+- a Cloud Run v1 Job body (`apiVersion: run.googleapis.com/v1`, `kind: Job`), e.g. saved from
+  `gcloud run jobs describe --format=yaml` (see `specs.cloudrun_v1`);
 - a raw `CustomJobSpec`, as `gcloud ai custom-jobs create --config` takes it (`workerPoolSpecs`
   ...; camelCase or snake_case); the job is named after the file;
 - a full `CustomJob` (`displayName` + `jobSpec`), e.g. saved from
   `gcloud ai custom-jobs describe --format=yaml`; output-only fields are ignored.
 
 Every problem is one line that starts with the file's name. Kinds are dispatched through
-`KIND_PARSERS`; another kind is added with `register_kind("cloud-run", parse_cloud_run)`.
+`KIND_PARSERS`; another kind is added with `register_kind(kind, parser)`.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import yaml
 
 from gcpjobs.errors import JobFileError, SpecError
 from gcpjobs.specs.base import join_path, type_name, unknown_field_message
+from gcpjobs.specs.cloudrun import CloudRunJob, suggest_job_name
+from gcpjobs.specs.cloudrun_v1 import is_v1_job_body, v1_job_to_cloud_run_job
 from gcpjobs.specs.labels import is_reserved_label
 from gcpjobs.specs.vertex import VertexJob
 
-# Widened to a union when another kind (cloud-run) is registered.
-JobSpec: TypeAlias = VertexJob
+JobSpec: TypeAlias = VertexJob | CloudRunJob
 KindParser: TypeAlias = Callable[[Mapping[str, Any], str | None], JobSpec]
 """(document, default name) -> spec; raises SpecError with fields as the document names them."""
 
@@ -39,9 +43,17 @@ def _parse_vertex(document: Mapping[str, Any], default_name: str | None) -> JobS
     return VertexJob.model_validate(document)
 
 
-KIND_PARSERS: dict[str, KindParser] = {"vertex": _parse_vertex}
+def _parse_cloud_run(document: Mapping[str, Any], default_name: str | None) -> JobSpec:
+    if "name" not in document and default_name:
+        # Job ids are strict (lowercase, hyphens); a file name like `nightly_export` was not
+        # written as one, so it is made valid instead of refused.
+        document = {**document, "name": suggest_job_name(default_name)}
+    return CloudRunJob.model_validate(document)
+
+
+KIND_PARSERS: dict[str, KindParser] = {"vertex": _parse_vertex, "cloud-run": _parse_cloud_run}
 # Kinds that a later gcpjobs version understands: named in the error so users know why.
-_UPCOMING_KINDS = ("cloud-run",)
+_UPCOMING_KINDS: tuple[str, ...] = ()
 
 
 def register_kind(kind: str, parser: KindParser) -> None:
@@ -90,6 +102,8 @@ def parse_job_document(
         raise JobFileError(f"{source}: must be a mapping of fields, not {type_name(data)}; "
                            "start it with `kind: vertex`")
     try:
+        if is_v1_job_body(data):
+            return v1_job_to_cloud_run_job(data, default_name)
         if "kind" in data:
             return _parser_for(data["kind"], source)(data, default_name)
         if _has(data, "job_spec") or _has(data, "display_name"):
@@ -100,8 +114,8 @@ def parse_job_document(
         raise
     except SpecError as exc:
         raise _located(exc, source) from None
-    raise JobFileError(f"{source}: has no `kind`; start it with `kind: vertex`, or give a gcloud "
-                       "CustomJobSpec (workerPoolSpecs: ...)")
+    raise JobFileError(f"{source}: has no `kind`; start it with `kind: vertex` or `kind: "
+                       "cloud-run`, or give a gcloud CustomJobSpec (workerPoolSpecs: ...)")
 
 
 def _parser_for(kind: Any, source: str) -> KindParser:
@@ -109,6 +123,9 @@ def _parser_for(kind: Any, source: str) -> KindParser:
     if parser is not None:
         return parser
     known = ", ".join(sorted(KIND_PARSERS))
+    if kind == "Job":
+        raise JobFileError(f"{source}: kind 'Job' is read as a Cloud Run v1 Job body only with "
+                           "`apiVersion: run.googleapis.com/v1`; add it, or use `kind: cloud-run`")
     if kind in _UPCOMING_KINDS:
         raise JobFileError(f"{source}: kind {kind!r} is not supported by this version of "
                            f"gcpjobs yet; use one of: {known}")

@@ -11,6 +11,7 @@ them to refuse bad labels exactly as the spec does.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 
 from gcpjobs.errors import SpecError
@@ -122,3 +123,8 @@ def sanitize_labels(labels: Mapping[str, str]) -> dict[str, str]:
         sanitized[clean_key] = sanitize_label_value(value)
         origin[clean_key] = key
     return sanitized
+
+
+def new_submission_id() -> str:
+    """A fresh id that marks one submission (32 hex characters, a valid label value)."""
+    return uuid.uuid4().hex

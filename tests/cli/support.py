@@ -1,0 +1,59 @@
+"""Helpers for the CLI tests: run `gcpjobs` as a real process, write job files, check errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+GCPJOBS = str(Path(sys.executable).with_name("gcpjobs"))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without anything that would point gcpjobs at real GCP."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GOOGLE_", "CLOUDSDK_", "GCLOUD_", "GCPJOBS_"))
+    }
+    env.update(extra)
+    return env
+
+
+def gcpjobs(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GCPJOBS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def job_file(tmp_path: Path, body: str, name: str = "job.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def python_job(tmp_path: Path, code: str, *, kind: str = "vertex", **fields: object) -> Path:
+    """A job file whose job runs `code` with this interpreter."""
+    document = {
+        "kind": kind,
+        "name": "cli-test",
+        "image": "python:3.11-slim",
+        "command": [sys.executable, "-c", code],
+        **fields,
+    }
+    return job_file(tmp_path, yaml.safe_dump(document), name=f"{kind}-job.yaml")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
