@@ -138,6 +138,7 @@ def test_reset_stops_jobs_and_forgets_everything(
         "requests": {},
         "jobs": {"queued": 0, "pending": 0, "running": 0, "cancelling": 0,
                  "succeeded": 0, "failed": 0, "cancelled": 0},
+        "executions": {"running": 0, "succeeded": 0, "failed": 0, "cancelled": 0},
     }
     assert process_gone(pid)
     assert list(client.list_custom_jobs(parent=PARENT)) == []

@@ -67,7 +67,7 @@ def _port(text: str) -> int:
 
 
 def _parser(program: str) -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog=program, description="The gcpjobs Vertex AI emulator.")
+    parser = _OneLineParser(prog=program, description="The gcpjobs emulator of Vertex AI custom jobs and Cloud Run jobs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{start,stop,status}")
 
     start = commands.add_parser("start", help="run the emulator (foreground unless --detach)")

@@ -36,3 +36,13 @@ class EmulatorConfig:
     queued_seconds: float | None = 0.0
     pending_seconds: float | None = 0.0
     cancel_grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How long Vertex jobs stay QUEUED and PENDING, and Cloud Run executions wait before their
+    tasks start (`queued_seconds`); None: until advanced. And the kill grace of a cancel."""
+
+    queued_seconds: float | None = 0.0
+    pending_seconds: float | None = 0.0
+    cancel_grace_seconds: float = 5.0

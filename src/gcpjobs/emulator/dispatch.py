@@ -4,20 +4,24 @@ counters, faults and behaviour are the same whichever transport a client uses.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from google.cloud import aiplatform_v1
+from google.cloud import aiplatform_v1, run_v2
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
+from gcpjobs.emulator.cloudrun.service import CloudRunService
 from gcpjobs.emulator.faults import FaultRegistry, error_for
+from gcpjobs.emulator.operations import OperationRegistry
 from gcpjobs.emulator.stats import RequestStats
 from gcpjobs.emulator.vertex.service import JobService
 
 JOB_SERVICE = "google.cloud.aiplatform.v1.JobService"
 OPERATIONS = "google.longrunning.Operations"
+RUN_JOBS = "google.cloud.run.v2.Jobs"
+RUN_EXECUTIONS = "google.cloud.run.v2.Executions"
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Method:
         return bytes(message.SerializeToString())
 
 
-def methods_of(service: JobService) -> list[Method]:
+def vertex_methods(service: JobService) -> list[Method]:
     v1 = aiplatform_v1
     return [
         Method(JOB_SERVICE, "CreateCustomJob", v1.CreateCustomJobRequest, v1.CustomJob,
@@ -58,19 +62,50 @@ def methods_of(service: JobService) -> list[Method]:
                service.cancel_custom_job),
         Method(JOB_SERVICE, "DeleteCustomJob", v1.DeleteCustomJobRequest,
                operations_pb2.Operation, service.delete_custom_job),
-        Method(OPERATIONS, "GetOperation", operations_pb2.GetOperationRequest,
-               operations_pb2.Operation, service.get_operation),
-        Method(OPERATIONS, "ListOperations", operations_pb2.ListOperationsRequest,
-               operations_pb2.ListOperationsResponse, service.list_operations),
+    ]
+
+
+def cloud_run_methods(service: CloudRunService) -> list[Method]:
+    v2 = run_v2
+    operation = operations_pb2.Operation
+    return [
+        Method(RUN_JOBS, "CreateJob", v2.CreateJobRequest, operation, service.create_job),
+        Method(RUN_JOBS, "GetJob", v2.GetJobRequest, v2.Job, service.get_job),
+        Method(RUN_JOBS, "ListJobs", v2.ListJobsRequest, v2.ListJobsResponse, service.list_jobs),
+        Method(RUN_JOBS, "UpdateJob", v2.UpdateJobRequest, operation, service.update_job),
+        Method(RUN_JOBS, "DeleteJob", v2.DeleteJobRequest, operation, service.delete_job),
+        Method(RUN_JOBS, "RunJob", v2.RunJobRequest, operation, service.run_job),
+        Method(RUN_EXECUTIONS, "GetExecution", v2.GetExecutionRequest, v2.Execution,
+               service.get_execution),
+        Method(RUN_EXECUTIONS, "ListExecutions", v2.ListExecutionsRequest,
+               v2.ListExecutionsResponse, service.list_executions),
+        Method(RUN_EXECUTIONS, "CancelExecution", v2.CancelExecutionRequest, operation,
+               service.cancel_execution),
+        Method(RUN_EXECUTIONS, "DeleteExecution", v2.DeleteExecutionRequest, operation,
+               service.delete_execution),
+    ]
+
+
+def operation_methods(registry: OperationRegistry) -> list[Method]:
+    """One Operations service for all: an operation's name finds it whichever service owns it."""
+    pb = operations_pb2
+    return [
+        Method(OPERATIONS, "GetOperation", pb.GetOperationRequest, pb.Operation,
+               registry.get_operation),
+        Method(OPERATIONS, "ListOperations", pb.ListOperationsRequest, pb.ListOperationsResponse,
+               registry.list_operations),
+        Method(OPERATIONS, "WaitOperation", pb.WaitOperationRequest, pb.Operation,
+               registry.wait_operation),
+        Method(OPERATIONS, "DeleteOperation", pb.DeleteOperationRequest, empty_pb2.Empty,
+               registry.delete_operation),
     ]
 
 
 class Dispatcher:
-    def __init__(self, service: JobService, stats: RequestStats, faults: FaultRegistry) -> None:
-        self.service = service
+    def __init__(self, methods: Iterable[Method], stats: RequestStats, faults: FaultRegistry) -> None:
         self.stats = stats
         self.faults = faults
-        self.methods = {method.key: method for method in methods_of(service)}
+        self.methods = {method.key: method for method in methods}
 
     def call(self, method: Method, request: Any) -> Any:
         """Run one request; raises ServiceError for refusals and injected faults."""

@@ -1,9 +1,9 @@
 """Runs a job's replicas as local process trees, keeps their output, and kills them completely.
 
-This module knows processes, not Vertex: the caller (vertex/runner.py) decides the command,
-environment and working directory of each replica. Each replica runs in its own session (so its
-process group is its own), its stdout and stderr are kept line by line as JSONL, and stopping it
-kills the whole tree: the process group plus every descendant psutil can see (children that
+This module knows processes, not Vertex or Cloud Run: the caller (vertex/runner.py,
+cloudrun/runner.py) decides the command, environment and working directory of each replica.
+Each replica runs in its own session (so its process group is its own), its stdout and stderr
+are kept line by line as JSONL, and stopping it kills the whole tree: the process group plus every descendant psutil can see (children that
 started their own session included), SIGTERM first, SIGKILL after a grace period.
 """
 
@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -72,13 +73,18 @@ class JsonlLog:
             self._file.close()
 
 
-def write_service_log(data_dir: Path, job_id: str, lines: Iterable[str]) -> None:
-    log = JsonlLog(logs_dir(data_dir, job_id) / f"{SERVICE_LOG}.jsonl")
+def write_notes(path: Path, lines: Iterable[str]) -> None:
+    """Append the emulator's own lines (stream "service") to a JSONL log."""
+    log = JsonlLog(path)
     try:
         for text in lines:
             log.write(SERVICE_LOG, text)
     finally:
         log.close()
+
+
+def write_service_log(data_dir: Path, job_id: str, lines: Iterable[str]) -> None:
+    write_notes(logs_dir(data_dir, job_id) / f"{SERVICE_LOG}.jsonl", lines)
 
 
 def read_replica_logs(data_dir: Path, job_id: str, replica: str | None = None) -> Iterator[LogEntry]:
@@ -155,6 +161,15 @@ def _wait_gone(processes: Iterable[psutil.Process], deadline: float) -> set[psut
     return alive
 
 
+def signal_text(number: int) -> str:
+    """`9` → "signal 9 (SIGKILL)": how exit messages name the signal that ended a process."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return f"signal {number} ({name})"
+
+
 def kill_process_tree(root_pid: int | None, *, pgid: int, grace: float) -> None:
     """SIGTERM the tree, wait up to `grace` seconds, SIGKILL whatever is left.
 
@@ -178,6 +193,42 @@ def kill_process_tree(root_pid: int | None, *, pgid: int, grace: float) -> None:
 
 
 # ----------------------------------------------------------------------------------- replicas
+
+
+def host_environment(base_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every replica starts from: this host's (or `base_env`), with this
+    Python's bin directory first on PATH (jobs that run `python` get the emulator's Python and
+    its packages) and unbuffered Python output (lines reach the log as they are printed)."""
+    env = dict(os.environ if base_env is None else base_env)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def command_line(
+    replica: str, command: Sequence[str], args: Sequence[str], image: str, field: str
+) -> tuple[list[str], str]:
+    """What a container runs on this host (`command + args`), and a note saying so for the log.
+
+    `field` names the request field to fix when there is nothing to run
+    ("container_spec.command", "containers[0].command").
+    """
+    if command:
+        return [*command, *args], (
+            f"{replica}: runs {command[0]!r} on this host; image {image} was recorded, not pulled."
+        )
+    if args:
+        # No command means "the image's entrypoint", which the emulator does not have: the
+        # arguments are the closest thing to a command line it can run.
+        return [*args], (
+            f"{replica}: has no command, so the emulator runs its args {args[0]!r} ... "
+            f"as the command line; image {image} was recorded, not pulled."
+        )
+    raise LaunchError(
+        replica,
+        f"The replica {replica} has no command: the gcpjobs emulator cannot run the image's "
+        f"entrypoint; set {field}.",
+    )
 
 
 @dataclass(frozen=True)
@@ -207,7 +258,10 @@ class ReplicaExit:
     at: float  # time.monotonic()
 
 
-class _Replica:
+class ReplicaProcess:
+    """One started process tree: its output pumped into a JSONL log, its exit reported on the
+    `on_exit` condition (which the caller also waits on), its whole tree killable."""
+
     def __init__(self, launch: ReplicaLaunch, on_exit: threading.Condition) -> None:
         self.launch = launch
         self._on_exit = on_exit
@@ -235,8 +289,8 @@ class _Replica:
             raise LaunchError(
                 self.launch.name,
                 f"The replica {self.launch.name} could not start: command "
-                f"{self.launch.argv[0]!r} was not found on this host (the emulator runs "
-                "container_spec.command locally instead of the image; install it or fix the command).",
+                f"{self.launch.argv[0]!r} was not found on this host (the emulator runs the "
+                "container's command locally instead of the image; install it or fix the command).",
             ) from None
         except OSError as error:  # not executable, not a program (no #! line), ...
             self._log.close()
@@ -304,7 +358,7 @@ class JobExecution:
             raise ValueError("a job needs at least one replica")
         self._job_path = job_path
         self._wake = wake
-        self._replicas = [_Replica(launch, wake) for launch in launches]
+        self._replicas = [ReplicaProcess(launch, wake) for launch in launches]
 
     @property
     def primary(self) -> str:
@@ -312,12 +366,12 @@ class JobExecution:
 
     def start(self) -> None:
         """Start every replica; on a launch error, stop those already started and re-raise."""
-        started: list[_Replica] = []
+        started: list[ReplicaProcess] = []
         try:
             for replica in self._replicas:
                 replica.start()
                 started.append(replica)
-                self._record_pids(started)
+                record_pids(self._job_path, started)
         except LaunchError:
             for replica in self._replicas:
                 if replica in started:
@@ -338,30 +392,41 @@ class JobExecution:
 
     def stop(self, grace: float) -> None:
         """Kill every replica's tree (in parallel, so the grace period is paid once)."""
-        killers = [
-            threading.Thread(target=replica.kill, args=(grace,), daemon=True)
-            for replica in self._replicas
-        ]
-        for thread in killers:
-            thread.start()
-        for thread in killers:
-            thread.join()
-        for replica in self._replicas:
-            replica.close()
-        with contextlib.suppress(FileNotFoundError):
-            (self._job_path / _REPLICAS_FILE).unlink()
+        stop_all(self._replicas, grace)
+        forget_pids(self._job_path)
 
-    def _record_pids(self, started: Sequence[_Replica]) -> None:
-        # Read back after a crash of the emulator, to stop what it left running.
-        records = [
-            {"name": r.launch.name, "pid": r.process.pid, "create_time": r.created}
-            for r in started
-            if r.process is not None
-        ]
-        self._job_path.mkdir(parents=True, exist_ok=True)
-        temporary = self._job_path / (_REPLICAS_FILE + ".tmp")
-        temporary.write_text(json.dumps(records), encoding="utf-8")
-        temporary.replace(self._job_path / _REPLICAS_FILE)
+
+def stop_all(replicas: Sequence[ReplicaProcess], grace: float) -> None:
+    """Kill every replica's tree in parallel (the grace period is paid once), then close their
+    logs once the output has drained."""
+    killers = [
+        threading.Thread(target=replica.kill, args=(grace,), daemon=True) for replica in replicas
+    ]
+    for thread in killers:
+        thread.start()
+    for thread in killers:
+        thread.join()
+    for replica in replicas:
+        replica.close()
+
+
+def record_pids(job_path: Path, running: Sequence[ReplicaProcess]) -> None:
+    """Write which processes are running for this job, read back by `kill_leftovers` after a
+    crash of the emulator to stop what it left behind."""
+    records = [
+        {"name": r.launch.name, "pid": r.process.pid, "create_time": r.created}
+        for r in running
+        if r.process is not None
+    ]
+    job_path.mkdir(parents=True, exist_ok=True)
+    temporary = job_path / (_REPLICAS_FILE + ".tmp")
+    temporary.write_text(json.dumps(records), encoding="utf-8")
+    temporary.replace(job_path / _REPLICAS_FILE)
+
+
+def forget_pids(job_path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (job_path / _REPLICAS_FILE).unlink()
 
 
 def kill_leftovers(job_path: Path, grace: float) -> int:

@@ -184,6 +184,13 @@ class EmulatorProcess:
             {"method": method, "fault": fault, "count": count},
         )
 
+    def add_secret(self, name: str, value: str) -> str:
+        """Add a version to the local secret store Cloud Run jobs read; returns its number."""
+        result: dict[str, Any] = admin_call(
+            self.rest_endpoint, "POST", "/_emulator/secrets", {"name": name, "value": value}
+        )
+        return str(result["version"])
+
     def clear_faults(self) -> None:
         with contextlib.suppress(EmulatorError):
             admin_call(self.rest_endpoint, "DELETE", "/_emulator/faults")

@@ -1,4 +1,4 @@
-"""Starts the emulator: the job service, its gRPC and REST servers, and the readiness signals.
+"""Starts the emulator: the Vertex and Cloud Run services, their gRPC and REST servers, and the readiness signals.
 
 Once both servers listen, `serve()` prints exactly one line
 
@@ -20,19 +20,26 @@ import logging
 import os
 import signal
 import sys
+import threading
 from datetime import datetime, timezone
 from types import FrameType
 from typing import IO
 
-from gcpjobs.emulator.config import EmulatorConfig
-from gcpjobs.emulator.dispatch import Dispatcher
+from gcpjobs.emulator.cloudrun.service import CloudRunService
+from gcpjobs.emulator.config import EmulatorConfig, Timings
+from gcpjobs.emulator.dispatch import (
+    Dispatcher,
+    cloud_run_methods,
+    operation_methods,
+    vertex_methods,
+)
 from gcpjobs.emulator.faults import FaultRegistry
+from gcpjobs.emulator.operations import OperationRegistry
 from gcpjobs.emulator.stats import RequestStats
 from gcpjobs.emulator.store import JobStore
 from gcpjobs.emulator.transports.admin import Admin
 from gcpjobs.emulator.transports.grpc import BindError, start_grpc_server
 from gcpjobs.emulator.transports.rest import start_rest_server
-from gcpjobs.emulator.vertex.runner import Timings
 from gcpjobs.emulator.vertex.service import JobService
 from gcpjobs.errors import EmulatorError
 
@@ -76,25 +83,39 @@ class EmulatorServer:
     def _start_parts(self) -> None:
         config = self.config
         self.store = JobStore(self.data_dir)
+        operations = OperationRegistry(self.store)
         self.service = JobService(
             data_dir=self.data_dir,
             store=self.store,
+            operations=operations,
             timings=Timings(config.queued_seconds, config.pending_seconds, config.cancel_grace_seconds),
+        )
+        # One set of timings for both: the admin route changes them in one place.
+        self.cloud_run = CloudRunService(
+            data_dir=self.data_dir,
+            store=self.store,
+            operations=operations,
+            timings=lambda: self.service.timings,
         )
         self.stats = RequestStats()
         self.faults = FaultRegistry()
-        dispatcher = Dispatcher(self.service, self.stats, self.faults)
-        admin = Admin(self.service, self.stats, self.faults)
+        dispatcher = Dispatcher(
+            [*vertex_methods(self.service), *cloud_run_methods(self.cloud_run),
+             *operation_methods(operations)],
+            self.stats,
+            self.faults,
+        )
+        admin = Admin(self.service, self.stats, self.faults, self.cloud_run)
         try:
             self.grpc_server, self.grpc_port = start_grpc_server(dispatcher, config.host, config.grpc_port)
         except BindError as error:
-            self.service.shutdown()
+            self._shutdown_services()
             raise EmulatorError(f"{error}; choose another --grpc-port (0 picks a free one)") from None
         try:
             self.rest_server, self.rest_port = start_rest_server(dispatcher, admin, config.host, config.rest_port)
         except OSError as error:
             self.grpc_server.stop(0)
-            self.service.shutdown()
+            self._shutdown_services()
             raise EmulatorError(
                 f"cannot listen for REST on {_address(config.host, config.rest_port)}: "
                 f"{error.strerror or error}; choose another --rest-port (0 picks a free one)"
@@ -115,11 +136,19 @@ class EmulatorServer:
         self.grpc_server.stop(grace=1.0).wait(2.0)
         self.rest_server.shutdown()
         self.rest_server.server_close()
-        self.service.shutdown()
+        self._shutdown_services()
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / INFO_FILE).unlink()
         self._release_lock()
+
+    def _shutdown_services(self) -> None:
+        """Stop every job and execution (in parallel: each pays its own kill grace period)."""
+        stoppers = [threading.Thread(target=stop) for stop in (self.service.shutdown, self.cloud_run.shutdown)]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
 
     def _write_info(self) -> None:
         info = {

@@ -1,6 +1,7 @@
 """Request counters per API method, for benchmarks and tests (`GET /_emulator/stats`).
 
-Keys are `Service.Method` (`JobService.GetCustomJob`, `Operations.GetOperation`), the same
+Keys are `Service.Method` (`JobService.GetCustomJob`, `Jobs.RunJob`, `Executions.GetExecution`,
+`Operations.GetOperation`), the same
 whichever transport carried the call, so a benchmark can compare gRPC and REST runs.
 """
 
@@ -43,5 +44,15 @@ def job_state_counts(state_names: Mapping[str, int]) -> dict[str, int]:
     return counts
 
 
-def snapshot(stats: RequestStats, state_names: Mapping[str, int]) -> dict[str, dict[str, int]]:
-    return {"requests": stats.requests(), "jobs": job_state_counts(state_names)}
+def snapshot(
+    stats: RequestStats,
+    state_names: Mapping[str, int],
+    executions: Mapping[str, int],
+) -> dict[str, dict[str, int]]:
+    """`{"requests": ..., "jobs": Vertex jobs per state, "executions": Cloud Run executions per
+    outcome (running, succeeded, failed, cancelled)}`: always the same keys, zeros included."""
+    return {
+        "requests": stats.requests(),
+        "jobs": job_state_counts(state_names),
+        "executions": dict(executions),
+    }

@@ -1,4 +1,4 @@
-"""SQLite records of jobs and long-running operations, so that an emulator restart keeps them.
+"""SQLite records of jobs, Cloud Run resources and long-running operations, so that an emulator restart keeps them.
 
 The store knows nothing about protos: the service hands it serialized messages plus the few
 columns worth querying. One connection guarded by a lock (the emulator's writes are small and
@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS operations (
     name TEXT PRIMARY KEY,
+    create_time TEXT NOT NULL,
+    proto BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resources (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
     create_time TEXT NOT NULL,
     proto BLOB NOT NULL
 );
@@ -108,10 +114,38 @@ class JobStore:
         ]
 
     def put_operation(self, name: str, create_time: str, proto: bytes) -> None:
+        """Insert, or replace the proto of, an operation; its first create_time is kept."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO operations VALUES (?, ?, ?)", (name, create_time, proto)
+                "INSERT INTO operations VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET proto = excluded.proto",
+                (name, create_time, proto),
             )
+
+    def delete_operation(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM operations WHERE name = ?", (name,))
+
+    # Other services' records (Cloud Run jobs and executions): a serialized proto per name, of a
+    # `kind` the service chooses, loaded back oldest first.
+
+    def put_resource(self, kind: str, name: str, create_time: str, proto: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, ?)",
+                (name, kind, create_time, proto),
+            )
+
+    def delete_resource(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM resources WHERE name = ?", (name,))
+
+    def load_resources(self, kind: str) -> list[bytes]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT proto FROM resources WHERE kind = ? ORDER BY create_time, name", (kind,)
+            ).fetchall()
+        return [bytes(row[0]) for row in rows]
 
     def get_operation(self, name: str) -> bytes | None:
         with self._lock:
@@ -133,3 +167,4 @@ class JobStore:
         with self._lock:
             self._db.execute("DELETE FROM jobs")
             self._db.execute("DELETE FROM operations")
+            self._db.execute("DELETE FROM resources")

@@ -4,8 +4,11 @@
     GET  /_emulator/config     the timing settings
     POST /_emulator/config     change them: {"queued_seconds": 2, "pending_seconds": null, ...}
                                (null: hold jobs in that state until advanced)
-    POST /_emulator/advance    {"name": JOB} moves a held job one state on
-    POST /_emulator/reset      stop every job, forget all records, zero the counters
+    POST /_emulator/advance    {"name": JOB} moves a held job one state on; {"name": EXECUTION}
+                               starts a held Cloud Run execution's tasks
+    POST /_emulator/reset      stop every job and execution, forget all records, zero the counters
+    POST /_emulator/secrets    {"name": NAME, "value": VALUE} adds a version to the local secret
+                               store Cloud Run jobs read (cloudrun/secrets.py)
     GET|POST|DELETE /_emulator/faults   see faults.py
     GET  /_emulator/web-access/{job}/{replica}   what web_access_uris point at
 """
@@ -18,11 +21,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gcpjobs.emulator.cloudrun.secrets import SecretError
+from gcpjobs.emulator.cloudrun.service import CloudRunService
+from gcpjobs.emulator.config import Timings
 from gcpjobs.emulator.errors import ServiceError, http_status_for
 from gcpjobs.emulator.executor import job_dir
 from gcpjobs.emulator.faults import FaultError, FaultRegistry
 from gcpjobs.emulator.stats import RequestStats, snapshot
-from gcpjobs.emulator.vertex.runner import Timings
 from gcpjobs.emulator.vertex.service import JobService
 
 _TIMING_FIELDS = ("queued_seconds", "pending_seconds", "cancel_grace_seconds")
@@ -67,10 +72,17 @@ def parse_timings(document: Any, current: Timings) -> Timings:
 
 
 class Admin:
-    def __init__(self, service: JobService, stats: RequestStats, faults: FaultRegistry) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        stats: RequestStats,
+        faults: FaultRegistry,
+        cloud_run: CloudRunService,
+    ) -> None:
         self.service = service
         self.stats = stats
         self.faults = faults
+        self.cloud_run = cloud_run
 
     def handle(self, http_method: str, path: str, body: bytes) -> AdminReply:
         try:
@@ -85,7 +97,8 @@ class Admin:
 
     def _route(self, http_method: str, route: str, document: Any) -> AdminReply:
         if (http_method, route) == ("GET", "stats"):
-            return AdminReply(200, snapshot(self.stats, self.service.job_state_counts()))
+            return AdminReply(200, snapshot(self.stats, self.service.job_state_counts(),
+                                            self.cloud_run.execution_counts()))
         if route == "config" and http_method == "GET":
             return AdminReply(200, timings_document(self.service.timings))
         if route == "config" and http_method == "POST":
@@ -94,19 +107,27 @@ class Admin:
             except ValueError as error:
                 return _bad_request(str(error))
             self.service.set_timings(timings)
+            self.cloud_run.timings_changed()
             return AdminReply(200, timings_document(timings))
         if (http_method, route) == ("POST", "advance"):
             name = document.get("name") if isinstance(document, dict) else None
             if not isinstance(name, str) or not name:
-                return _bad_request('send {"name": "projects/P/locations/L/customJobs/ID"}')
+                return _bad_request('send {"name": "projects/P/locations/L/customJobs/ID"} '
+                                    'or a Cloud Run execution name')
+            if "/executions/" in name:
+                self.cloud_run.advance(name)
+                return AdminReply(200, {"name": name, "state": "RUNNING"})
             return AdminReply(200, {"name": name, "state": self.service.advance(name)})
         if (http_method, route) == ("POST", "reset"):
+            self.cloud_run.reset()
             self.service.reset()
             self.stats.reset()
             self.faults.clear()
             return AdminReply(200, {})
         if route == "faults":
             return self._faults(http_method, document)
+        if (http_method, route) == ("POST", "secrets"):
+            return self._add_secret(document)
         if http_method == "GET" and route.startswith("web-access/"):
             return self._web_access(route.removeprefix("web-access/"))
         return _error(404, "NOT_FOUND", f"no admin route {http_method} /_emulator/{route}")
@@ -128,6 +149,17 @@ class Admin:
         elif http_method != "GET":
             return _error(405, "UNIMPLEMENTED", f"{http_method} is not supported on /_emulator/faults")
         return AdminReply(200, {"armed": self.faults.armed()})
+
+    def _add_secret(self, document: Any) -> AdminReply:
+        name = document.get("name") if isinstance(document, dict) else None
+        value = document.get("value") if isinstance(document, dict) else None
+        if not isinstance(name, str) or not isinstance(value, str):
+            return _bad_request('send {"name": "SECRET", "value": "the secret text"}')
+        try:
+            version = self.cloud_run.secrets.add(name, value)
+        except SecretError as error:
+            return _bad_request(str(error))
+        return AdminReply(200, {"name": name, "version": str(version)})
 
     def _web_access(self, rest: str) -> AdminReply:
         job_id, _, replica = rest.partition("/")

@@ -1,4 +1,5 @@
-"""REST transport: the documented `/v1/...` paths with proto3 JSON, plus the admin routes.
+"""REST transport: the documented `/v1/...` (Vertex) and `/v2/...` (Cloud Run) paths with proto3
+JSON, plus the admin routes.
 
 Requests are parsed with `google.protobuf.json_format` (camelCase or snake_case field names,
 enums as names or numbers); responses are proto3 JSON, with numeric enums when the client asks
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as ProtobufMessage
 
 from gcpjobs.emulator.dispatch import Dispatcher, Method
@@ -37,8 +39,8 @@ class _Route:
     http_method: str
     pattern: re.Pattern[str]
     method_key: str
-    path_field: str  # the request field the captured path fills ("parent" or "name")
-    body_field: str | None = None  # the request field the JSON body fills; None: no body
+    path_field: str  # the request field the captured path fills ("parent", "name", "job.name")
+    body_field: str | None = None  # the field the JSON body fills; "*": the whole request; None: no body
 
 
 _ROUTES = (
@@ -57,6 +59,30 @@ _ROUTES = (
            "Operations.GetOperation", "name"),
     _Route("GET", re.compile(rf"^/(?:v1|ui)/({_LOCATION})/operations$"),
            "Operations.ListOperations", "name"),
+    # Cloud Run Admin API v2 (the GAPIC rest_base files of google-cloud-run).
+    _Route("POST", re.compile(rf"^/v2/({_LOCATION})/jobs$"), "Jobs.CreateJob", "parent", "job"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION})/jobs$"), "Jobs.ListJobs", "parent"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)$"), "Jobs.GetJob", "name"),
+    _Route("PATCH", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)$"), "Jobs.UpdateJob",
+           "job.name", "job"),
+    _Route("DELETE", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)$"), "Jobs.DeleteJob", "name"),
+    _Route("POST", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+):run$"), "Jobs.RunJob", "name", "*"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)/executions$"),
+           "Executions.ListExecutions", "parent"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+)$"),
+           "Executions.GetExecution", "name"),
+    _Route("DELETE", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+)$"),
+           "Executions.DeleteExecution", "name"),
+    _Route("POST", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+):cancel$"),
+           "Executions.CancelExecution", "name", "*"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+)$"),
+           "Operations.GetOperation", "name"),
+    _Route("DELETE", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+)$"),
+           "Operations.DeleteOperation", "name"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION})/operations$"),
+           "Operations.ListOperations", "name"),
+    _Route("POST", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+):wait$"),
+           "Operations.WaitOperation", "name", "*"),
 )
 
 
@@ -87,10 +113,23 @@ def _bad_payload(error: Exception) -> ServiceError:
     )
 
 
+_QUERY_BOOLS = {"true": True, "false": False}
+
+
+def _query_value(pb: ProtobufMessage, key: str, value: str) -> Any:
+    """A query parameter as JSON would carry it: the GAPIC REST transport sends booleans
+    (`validateOnly=true`) as text, which proto3 JSON parsing refuses for a bool field."""
+    descriptor = pb.DESCRIPTOR
+    field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
+    if field is not None and field.type == FieldDescriptor.TYPE_BOOL:
+        return _QUERY_BOOLS.get(value.lower(), value)
+    return value
+
+
 def build_request(method: Method, route: _Route, captured: str, query: str, body: bytes) -> Any:
     request, pb = _new_request(method)
     fields: dict[str, Any] = {
-        key: values[-1]
+        key: _query_value(pb, key, values[-1])
         for key, values in parse_qs(query, keep_blank_values=True).items()
         if not key.startswith("$")  # system parameters such as $alt
     }
@@ -98,7 +137,6 @@ def build_request(method: Method, route: _Route, captured: str, query: str, body
         json_format.ParseDict(fields, pb, ignore_unknown_fields=False)
     except json_format.ParseError as error:
         raise _bad_payload(error) from None
-    setattr(pb, route.path_field, captured)
     if route.body_field is not None:
         try:
             document = json.loads(body or b"{}")
@@ -106,10 +144,17 @@ def build_request(method: Method, route: _Route, captured: str, query: str, body
             raise _bad_payload(error) from None
         if not isinstance(document, dict):
             raise _bad_payload(ValueError("the body must be a JSON object"))
+        target = pb if route.body_field == "*" else getattr(pb, route.body_field)
         try:
-            json_format.ParseDict(document, getattr(pb, route.body_field))
+            json_format.ParseDict(document, target)
         except json_format.ParseError as error:
             raise _bad_payload(error) from None
+    # The path wins over the same field in the body, as in Google's HTTP transcoding.
+    *parents, leaf = route.path_field.split(".")
+    holder = pb
+    for field_name in parents:
+        holder = getattr(holder, field_name)
+    setattr(holder, leaf, captured)
     return request
 
 

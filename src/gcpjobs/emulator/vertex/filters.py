@@ -1,4 +1,4 @@
-"""The ListCustomJobs `filter` language, and the page tokens and page sizes of list replies.
+"""The ListCustomJobs `filter` language (paging lives in emulator/paging.py, re-exported here).
 
 Vertex documents (ListCustomJobsRequest.filter): `display_name` with `=`, `!=` and `:` wildcard;
 `state` with `=`, `!=`; `create_time` with `=`, `!=`, `<`, `<=`, `>`, `>=` and an RFC 3339
@@ -39,10 +39,6 @@ from 1.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -54,6 +50,15 @@ from typing import NoReturn, Protocol
 
 from google.protobuf import timestamp_pb2
 
+from gcpjobs.emulator.paging import (  # noqa: F401  (re-exported: the Vertex paging names)
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    InvalidPageSize,
+    InvalidPageToken,
+    decode_page_token,
+    effective_page_size,
+    encode_page_token,
+)
 from gcpjobs.states import JobState
 
 
@@ -553,97 +558,3 @@ def _quote_filter(text: str) -> str:
 def _show(text: str) -> str:
     # JSON quoting keeps a message on one line whatever the filter contains (newlines, tabs).
     return json.dumps(text, ensure_ascii=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Paging (AIP-158). The real service documents no page-size cap; the emulator uses a small
-# one so that a client that forgets to follow next_page_token fails here, not in production.
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
-
-
-class InvalidPageToken(ValueError):
-    """A page_token the server refuses (not issued by it, altered, or for another request)."""
-
-
-class InvalidPageSize(ValueError):
-    """A negative page_size."""
-
-
-def effective_page_size(requested: int) -> int:
-    """The number of jobs a page holds: 0 means DEFAULT_PAGE_SIZE; larger than MAX_PAGE_SIZE
-    is lowered to it (AIP-158: coerce, do not fail); a negative size is refused."""
-    if requested < 0:
-        raise InvalidPageSize(f"page_size must not be negative (got {requested}); use 0 for the "
-                              f"default of {DEFAULT_PAGE_SIZE} or up to {MAX_PAGE_SIZE}")
-    if requested == 0:
-        return DEFAULT_PAGE_SIZE
-    return min(requested, MAX_PAGE_SIZE)
-
-
-# Not a secret: the MAC only detects altered or hand-made tokens, it does not defend against
-# an attacker. A fixed key keeps tokens valid across emulator restarts.
-_TOKEN_KEY = b"gcpjobs-emulator-page-token-v1"
-_TOKEN_VERSION = 1
-
-
-def encode_page_token(offset: int, filter_text: str, *, scope: str = "") -> str:
-    """An opaque next_page_token for the page that starts at `offset` of this listing.
-
-    `scope` binds the token to anything else that must stay the same between pages (the
-    parent, for instance); `filter_text` is bound always.
-    """
-    if offset < 0:
-        raise ValueError(f"offset must not be negative, got {offset}")
-    payload = json.dumps(
-        [_TOKEN_VERSION, offset, _digest(filter_text), _digest(scope)], separators=(",", ":")
-    ).encode()
-    mac = hmac.new(_TOKEN_KEY, payload, hashlib.sha256).digest()[:12]
-    return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
-
-
-def decode_page_token(token: str, filter_text: str, *, scope: str = "") -> int:
-    """The offset a page token points at; "" (no token) is offset 0.
-
-    Raises `InvalidPageToken` for a token this server did not issue, one that was altered, or
-    one issued for a different filter or scope.
-    """
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise _not_ours() from None
-    payload, mac = raw[:-12], raw[-12:]
-    expected = hmac.new(_TOKEN_KEY, payload, hashlib.sha256).digest()[:12]
-    if len(raw) <= 12 or not hmac.compare_digest(mac, expected):
-        raise _not_ours()
-    try:
-        version, offset, filter_digest, scope_digest = json.loads(payload)
-    except (ValueError, TypeError):  # also a JSON value that is not a four-item list
-        raise _not_ours() from None
-    if version != _TOKEN_VERSION or type(offset) is not int or offset < 0:
-        raise _not_ours()
-    if filter_digest != _digest(filter_text):
-        raise InvalidPageToken(
-            "Invalid page_token: it was issued for a different filter; send the same filter as "
-            "the first page, or omit page_token to start from the first page"
-        )
-    if scope_digest != _digest(scope):
-        raise InvalidPageToken(
-            "Invalid page_token: it was issued for a different list request; omit page_token "
-            "to start from the first page"
-        )
-    return offset
-
-
-def _not_ours() -> InvalidPageToken:
-    return InvalidPageToken(
-        "Invalid page_token: it is not a token this server issued or it was altered; pass "
-        "next_page_token unchanged, or omit page_token to start from the first page"
-    )
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -14,9 +14,7 @@ mount on Vertex; `GCPJOBS_EMULATOR_GCS_ROOT` says where that root is.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,14 @@ from pathlib import Path
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from gcpjobs.emulator.executor import LaunchError, ReplicaLaunch, job_dir, logs_dir
+from gcpjobs.emulator.executor import (
+    LaunchError,
+    ReplicaLaunch,
+    command_line,
+    host_environment,
+    job_dir,
+    logs_dir,
+)
 
 # Vertex's worker-pool positions and the TF_CONFIG task types they carry (reference §2.2, §2.4).
 _TF_ROLES = ("chief", "worker", "ps", "evaluator")
@@ -69,24 +74,8 @@ def _argv(pool: aiplatform_v1.WorkerPoolSpec, replica: str) -> tuple[list[str], 
     """The command line of one replica and a note on how it was derived."""
     # python_package_spec is refused by validation: the emulator runs containers only.
     container = pool.container_spec
-    if container.command:
-        argv = [*container.command, *container.args]
-        return argv, (
-            f"{replica}: runs {container.command[0]!r} on this host; "
-            f"image {container.image_uri} was recorded, not pulled."
-        )
-    if container.args:
-        # No command means "the image's entrypoint", which the emulator does not have: the
-        # arguments are the closest thing to a command line it can run.
-        return [*container.args], (
-            f"{replica}: has no command, so the emulator runs its args {container.args[0]!r} ... "
-            f"as the command line; image {container.image_uri} was recorded, not pulled."
-        )
-    raise LaunchError(
-        replica,
-        f"The replica {replica} has no command: the gcpjobs emulator cannot run the image's "
-        "entrypoint; set container_spec.command.",
-    )
+    return command_line(replica, container.command, container.args, container.image_uri,
+                        "container_spec.command")
 
 
 def plan_replicas(
@@ -117,9 +106,7 @@ def plan_replicas(
         "The gcpjobs emulator runs each replica's command and args as a local process on this "
         "host; container images are recorded, not pulled.",
     ]
-    shared = dict(os.environ if base_env is None else base_env)
-    shared["PATH"] = os.path.dirname(sys.executable) + os.pathsep + shared.get("PATH", "")
-    shared.setdefault("PYTHONUNBUFFERED", "1")  # output reaches the log line by line
+    shared = host_environment(base_env)
     shared["CLOUD_ML_JOB_ID"] = job_id
     shared[GCS_ROOT_ENV] = str(gcs_root(data_dir))
     output_uri = spec.base_output_directory.output_uri_prefix

@@ -10,7 +10,6 @@ process-free runner (issue 6: thousands of held jobs) can replace this one.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,14 +21,17 @@ from typing import Protocol
 from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1 import JobState as State
 
+from gcpjobs.emulator.config import Timings as Timings  # re-exported (older imports)
 from gcpjobs.emulator.executor import (
     JobExecution,
     LaunchError,
     Outcome,
     ReplicaLaunch,
     job_dir,
+    signal_text,
     write_service_log,
 )
+from gcpjobs.emulator.threads import AdvanceError, RunThreads, hold
 from gcpjobs.emulator.vertex.replicas import plan_replicas
 
 _log = logging.getLogger(__name__)
@@ -46,15 +48,6 @@ STOPPED_MESSAGE = (
     "The gcpjobs emulator stopped while this job was running; its replicas were stopped and "
     "the job cannot be resumed."
 )
-
-
-@dataclass(frozen=True)
-class Timings:
-    """How long jobs stay QUEUED and PENDING (None: until advanced), and the kill grace."""
-
-    queued_seconds: float | None = 0.0
-    pending_seconds: float | None = 0.0
-    cancel_grace_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,10 +69,6 @@ class StateSink(Protocol):
     ) -> None: ...
 
 
-class AdvanceError(Exception):
-    """The job cannot be advanced (it is not held in QUEUED or PENDING)."""
-
-
 class JobRunner(Protocol):
     def submit(self, job: aiplatform_v1.CustomJob) -> None: ...
     def cancel(self, name: str) -> None: ...
@@ -90,15 +79,7 @@ class JobRunner(Protocol):
 
 def exit_message(replica: str, returncode: int) -> str:
     if returncode < 0:
-        number = -returncode
-        try:
-            signame = signal.Signals(number).name
-        except ValueError:
-            signame = f"signal {number}"
-        return (
-            f"The replica {replica} was terminated by signal {number} ({signame}). "
-            "Termination reason: Error."
-        )
+        return f"The replica {replica} was terminated by {signal_text(-returncode)}. Termination reason: Error."
     return (
         f"The replica {replica} exited with a non-zero status of {returncode}. "
         "Termination reason: Error."
@@ -136,22 +117,14 @@ class ProcessRunner:
         self._sink = sink
         self._timings = timings
         self._web_access_uri = web_access_uri
-        self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[_Control, threading.Thread]] = {}
-        self._stopping = False
+        self._threads: RunThreads[_Control] = RunThreads()
 
     # ------------------------------------------------------------------ requests from the service
 
     def submit(self, job: aiplatform_v1.CustomJob) -> None:
         control = _Control()
-        thread = threading.Thread(
-            target=self._run, args=(job, control), name=f"job-{job.name.rsplit('/', 1)[-1]}", daemon=True
-        )
-        with self._lock:
-            if self._stopping:
-                raise RuntimeError("the emulator is stopping")
-            self._jobs[job.name] = (control, thread)
-        thread.start()
+        self._threads.start(job.name, control, lambda: self._run(job, control),
+                            f"job-{job.name.rsplit('/', 1)[-1]}")
 
     def cancel(self, name: str) -> None:
         control = self._control(name)
@@ -177,9 +150,7 @@ class ProcessRunner:
             return str(control.phase.name)
 
     def timings_changed(self) -> None:
-        with self._lock:
-            controls = [control for control, _ in self._jobs.values()]
-        for control in controls:
+        for control in self._threads.controls():
             with control.cond:
                 control.cond.notify_all()
 
@@ -188,28 +159,13 @@ class ProcessRunner:
 
         `final=False` (a reset) accepts new jobs again afterwards.
         """
-        with self._lock:
-            self._stopping = True
-            jobs = list(self._jobs.values())
-        for control, _ in jobs:
-            with control.cond:
-                control.stop = True
-                control.cond.notify_all()
-        deadline = time.monotonic() + timeout
-        for _, thread in jobs:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if not final:
-            with self._lock:
-                self._stopping = False
+        self._threads.stop_all(timeout, final=final)
 
     def active(self) -> int:
-        with self._lock:
-            return len(self._jobs)
+        return len(self._threads)
 
     def _control(self, name: str) -> _Control | None:
-        with self._lock:
-            entry = self._jobs.get(name)
-        return entry[0] if entry else None
+        return self._threads.control(name)
 
     # ------------------------------------------------------------------------------ job thread
 
@@ -224,8 +180,6 @@ class ProcessRunner:
             with control.cond:
                 control.done = True
                 control.cond.notify_all()
-            with self._lock:
-                self._jobs.pop(job.name, None)
 
     def _lifecycle(self, job: aiplatform_v1.CustomJob, control: _Control) -> None:
         name = job.name
@@ -299,24 +253,8 @@ class ProcessRunner:
         return None
 
     def _hold(self, control: _Control, seconds_of: Callable[[Timings], float | None]) -> bool:
-        """Stay in the current phase for its configured time or until advanced.
-
-        False when the job was cancelled or the emulator is stopping meanwhile. The timing is
-        read again on every wake-up, so a changed setting applies to jobs already waiting.
-        """
-        entered = time.monotonic()
-        with control.cond:
-            while True:
-                if control.cancel or control.stop:
-                    return False
-                if control.advances:
-                    control.advances -= 1
-                    return True
-                seconds = seconds_of(self._timings())
-                remaining = None if seconds is None else entered + seconds - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return True
-                control.cond.wait(remaining)
+        """Stay in the current phase for its configured time or until advanced (threads.hold)."""
+        return hold(control, lambda: seconds_of(self._timings()))
 
     def _interrupted(self, name: str, control: _Control) -> None:
         if control.cancel:

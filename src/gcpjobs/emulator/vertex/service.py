@@ -41,17 +41,19 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, empty_pb2
 from google.rpc import status_pb2
 
+from gcpjobs.emulator import paging
+from gcpjobs.emulator.config import Timings
 from gcpjobs.emulator.errors import ServiceError
 from gcpjobs.emulator.executor import job_dir, kill_leftovers
+from gcpjobs.emulator.operations import OperationRegistry
 from gcpjobs.emulator.store import JobStore, StoredJob
+from gcpjobs.emulator.threads import AdvanceError
 from gcpjobs.emulator.vertex import filters
 from gcpjobs.emulator.vertex.runner import (
     CODE_INTERNAL,
-    AdvanceError,
     JobError,
     JobRunner,
     ProcessRunner,
-    Timings,
 )
 from gcpjobs.emulator.vertex.validation import (
     REQUIRED,
@@ -70,7 +72,6 @@ RESTARTED_MESSAGE = (
 
 _PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
 _JOB_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/customJobs/([^/]+)$")
-_OPERATION_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
 # Google Cloud regions: us-central1, europe-west4, northamerica-northeast1, me-central2 ...
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 
@@ -158,11 +159,13 @@ class JobService:
         *,
         data_dir: Path,
         store: JobStore,
+        operations: OperationRegistry | None = None,
         timings: Timings | None = None,
         runner_factory: RunnerFactory | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._store = store
+        self._operations = operations or OperationRegistry(store)
         self._timings = timings or Timings()
         self._lock = threading.RLock()
         self._jobs: dict[str, _Record] = {}
@@ -233,9 +236,7 @@ class JobService:
         project, location = parse_parent(request.parent)
         try:
             matches = filters.compile_filter(request.filter)
-            size = filters.effective_page_size(request.page_size)
-            offset = filters.decode_page_token(request.page_token, request.filter, scope=request.parent)
-        except (filters.FilterError, filters.InvalidPageToken, filters.InvalidPageSize) as error:
+        except filters.FilterError as error:
             raise _invalid(str(error)) from None
         with self._lock:
             records = [self._jobs[name] for name in reversed(self._order)]
@@ -243,14 +244,13 @@ class JobService:
             r.job for r in records
             if r.project == project and r.location == location and matches(r.view)
         ]
-        page = selected[offset : offset + size]
-        more = offset + size < len(selected)
+        try:
+            page = paging.page_of(selected, page_size=request.page_size, page_token=request.page_token,
+                                  filter_text=request.filter, scope=request.parent)
+        except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
+            raise _invalid(str(error)) from None
         return aiplatform_v1.ListCustomJobsResponse(
-            custom_jobs=page,
-            next_page_token=(
-                filters.encode_page_token(offset + size, request.filter, scope=request.parent)
-                if more else ""
-            ),
+            custom_jobs=page.items, next_page_token=page.next_page_token
         )
 
     def cancel_custom_job(self, request: aiplatform_v1.CancelCustomJobRequest) -> empty_pb2.Empty:
@@ -282,30 +282,6 @@ class JobService:
                 )
             self._remove(request.name)
             return self._done_operation(record)
-
-    # ---------------------------------------------------------------------------- Operations
-
-    def get_operation(self, request: operations_pb2.GetOperationRequest) -> operations_pb2.Operation:
-        match = _OPERATION_NAME.match(request.name)
-        if match is None:
-            raise _invalid(
-                f'Invalid operation name "{request.name}": expected '
-                "projects/{project}/locations/{location}/operations/{operation}."
-            )
-        raw = self._store.get_operation(request.name)
-        if raw is None:
-            raise ServiceError(grpc.StatusCode.NOT_FOUND, "The Operation does not exist.")
-        return operations_pb2.Operation.FromString(raw)
-
-    def list_operations(
-        self, request: operations_pb2.ListOperationsRequest
-    ) -> operations_pb2.ListOperationsResponse:
-        parse_parent(request.name)
-        found = [
-            operations_pb2.Operation.FromString(raw)
-            for raw in self._store.list_operations(request.name + "/operations/")
-        ]
-        return operations_pb2.ListOperationsResponse(operations=found)
 
     # ------------------------------------------------------------------------ runner reports
 
@@ -443,7 +419,7 @@ class JobService:
             done=True,
             response=packed_response,
         )
-        self._store.put_operation(operation.name, _rfc3339(now), operation.SerializeToString())
+        self._operations.put(operation, now)
         return operation
 
     def _load(self) -> None:

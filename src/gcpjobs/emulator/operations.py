@@ -1,0 +1,109 @@
+"""`google.longrunning.Operations` for every service the emulator serves.
+
+Vertex (DeleteCustomJob) and Cloud Run (CreateJob, RunJob, CancelExecution, ...) both name
+their operations `projects/P/locations/L/operations/ID`, and a client asks one
+`google.longrunning.Operations` service about either, so operations live in one registry:
+each service writes its operations here (into the SQLite store, so they survive restarts) and
+updates them when they finish; `GetOperation` and `WaitOperation` read them whoever owns them.
+
+`WaitOperation` blocks until the operation is done or its `timeout` passes (then it returns the
+operation as it is, not done, as AIP-151 says); without a timeout it waits at most
+`MAX_WAIT_SECONDS`, so a forgotten wait cannot hold a server thread for ever.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import datetime, timezone
+
+import grpc
+from google.longrunning import operations_pb2
+from google.protobuf import empty_pb2
+
+from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.store import JobStore
+
+MAX_WAIT_SECONDS = 60.0
+_OPERATION_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
+_LOCATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+$")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _invalid(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+class OperationRegistry:
+    """Operations by name, written through to the store; waiters wake when one changes."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+        self._changed = threading.Condition()
+
+    def put(self, operation: operations_pb2.Operation, create_time: datetime) -> None:
+        """Record a new or updated operation (the first call's time orders ListOperations)."""
+        with self._changed:
+            self._store.put_operation(
+                operation.name, _rfc3339(create_time), operation.SerializeToString()
+            )
+            self._changed.notify_all()
+
+    def find(self, name: str) -> operations_pb2.Operation | None:
+        raw = self._store.get_operation(name)
+        return operations_pb2.Operation.FromString(raw) if raw is not None else None
+
+    def unfinished(self) -> list[operations_pb2.Operation]:
+        """Every operation not yet done, whoever owns it (read back after a restart)."""
+        found = (operations_pb2.Operation.FromString(raw) for raw in self._store.list_operations(""))
+        return [operation for operation in found if not operation.done]
+
+    # --------------------------------------------------------------- google.longrunning.Operations
+
+    def get_operation(self, request: operations_pb2.GetOperationRequest) -> operations_pb2.Operation:
+        if _OPERATION_NAME.match(request.name) is None:
+            raise _invalid(
+                f'Invalid operation name "{request.name}": expected '
+                "projects/{project}/locations/{location}/operations/{operation}."
+            )
+        operation = self.find(request.name)
+        if operation is None:
+            raise ServiceError(grpc.StatusCode.NOT_FOUND, "The Operation does not exist.")
+        return operation
+
+    def wait_operation(self, request: operations_pb2.WaitOperationRequest) -> operations_pb2.Operation:
+        seconds = MAX_WAIT_SECONDS
+        if request.HasField("timeout"):
+            seconds = min(max(request.timeout.ToTimedelta().total_seconds(), 0.0), MAX_WAIT_SECONDS)
+        deadline = time.monotonic() + seconds
+        operation = self.get_operation(operations_pb2.GetOperationRequest(name=request.name))
+        with self._changed:
+            while not operation.done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+                operation = self.get_operation(operations_pb2.GetOperationRequest(name=request.name))
+        return operation
+
+    def list_operations(
+        self, request: operations_pb2.ListOperationsRequest
+    ) -> operations_pb2.ListOperationsResponse:
+        if _LOCATION_NAME.match(request.name) is None:
+            raise _invalid(
+                f'Invalid parent "{request.name}": expected projects/{{project}}/locations/{{location}}.'
+            )
+        found = [
+            operations_pb2.Operation.FromString(raw)
+            for raw in self._store.list_operations(request.name + "/operations/")
+        ]
+        return operations_pb2.ListOperationsResponse(operations=found)
+
+    def delete_operation(self, request: operations_pb2.DeleteOperationRequest) -> empty_pb2.Empty:
+        self.get_operation(operations_pb2.GetOperationRequest(name=request.name))
+        self._store.delete_operation(request.name)
+        return empty_pb2.Empty()
