@@ -188,3 +188,65 @@ def test_bad_template_and_kind_input_is_one_line_and_exit_2(
     result = gcpjobs(*args, env=env)
     assert result.returncode == 2, result.stderr
     assert_one_line_error(result, *fragments)
+
+
+def test_the_v1_example_runs(env: dict[str, str]) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "cloudrun" / "v1-job.yaml"
+    result = gcpjobs("run", str(example), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "3/3 tasks succeeded" in result.stdout
+
+
+V1_TEMPLATE = {
+    "job_configuration": {
+        "apiVersion": "run.googleapis.com/v1",
+        "kind": "Job",
+        "metadata": {"name": "{{ name }}",
+                     "labels": {"cloud.googleapis.com/location": "us-central1"}},
+        "spec": {"template": {"spec": {
+            "taskCount": "{{ task_count }}",
+            "template": {"spec": {
+                "timeoutSeconds": "{{ timeout_seconds }}",
+                "serviceAccountName": "{{ service_account }}",
+                "containers": [{
+                    "image": "{{ image }}",
+                    "command": "{{ command }}",
+                    "env": [{"name": "GREETING", "value": "hello {{ who }}"}],
+                }],
+            }},
+        }}},
+    },
+    "variables": {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "name": {"type": "string", "default": "v1-templated"},
+            "image": {"type": "string"},
+            "command": {"type": "array", "items": {"type": "string"}},
+            "task_count": {"type": "integer", "default": 1},
+            "timeout_seconds": {"type": "integer", "default": 600},
+            "service_account": {"type": "string"},
+            "who": {"type": "string", "default": "world"},
+        },
+    },
+}
+
+
+def test_a_v1_body_template_renders_translates_and_runs(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    template = job_file(tmp_path, yaml.safe_dump(V1_TEMPLATE), name="v1-template.yaml")
+    code = ("import os; assert os.environ['GREETING'] == 'hello gcpjobs', os.environ['GREETING'];"
+            " assert os.environ['CLOUD_RUN_TASK_COUNT'] == '2'")
+    command = json.dumps([sys.executable, "-c", code])
+    # service_account is unset: its key is removed, not sent as "None".
+    preview = gcpjobs("preview", "--template", str(template), "--set", "image=python:3.11",
+                      "--set", f"command={command}", "--format", "json", env=env)
+    assert preview.returncode == 0, preview.stderr
+    task = json.loads(preview.stdout)["job"]["template"]["template"]
+    assert "serviceAccount" not in task and task["timeout"] == "600s"
+    result = gcpjobs("run", "--template", str(template), "--set", "image=python:3.11",
+                     "--set", f"command={command}", "--set", "task_count=2",
+                     "--set", "who=gcpjobs", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "2/2 tasks succeeded" in result.stdout
