@@ -19,37 +19,30 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import dataclasses
 import functools
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gcpjobs.clients.connection import BackgroundLoop, LoopBoundApis, client_info
+from gcpjobs.clients.base import AsyncJobClientBase, SyncJobClientBase, Transport
+from gcpjobs.clients.connection import client_info
 from gcpjobs.clients.convert import execution_to_status
 from gcpjobs.clients.retry import (
     RetryPolicy,
     call_with_retry,
-    error_code_name,
-    is_transient,
-    server_message,
-    to_api_error,
 )
-from gcpjobs.clients.target import Target, resolve_target
+from gcpjobs.clients.target import Target
 from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.results import JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.states import JobState
 from gcpjobs.watch.events import StateChange
-from gcpjobs.watch.poll import PollInterval, wait_until_terminal
+from gcpjobs.watch.poll import wait_until_terminal
 
 if TYPE_CHECKING:
     from gcpjobs.specs.cloudrun import CloudRunJob
 
-Transport = Literal["grpc", "rest"]
 OnChange = Callable[[StateChange], Any]
 T = TypeVar("T")
 
@@ -276,66 +269,13 @@ def _run_api(target: Target, transport: Transport, credentials: Any) -> _RunApi:
 # ------------------------------------------------------------------------------ the client
 
 
-class AsyncCloudRunClient:
+class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
     """Run, inspect, cancel and wait for Cloud Run job executions.
 
     The names it takes and returns are executions'
-    (`projects/P/locations/L/jobs/J/executions/E`, or just `E`). Settings are those of
-    `AsyncVertexClient`.
+    (`projects/P/locations/L/jobs/J/executions/E`, or just `E`). Settings: see
+    `AsyncJobClientBase`.
     """
-
-    def __init__(
-        self,
-        *,
-        project: str | None = None,
-        region: str = "us-central1",
-        target: Target | None = None,
-        transport: Transport = "grpc",
-        credentials_file: str | None = None,
-        poll_interval: float | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        if transport not in ("grpc", "rest"):
-            raise GcpJobsError(f"transport {transport!r} is not supported; use 'grpc' or 'rest'")
-        if poll_interval is not None and poll_interval <= 0:
-            raise GcpJobsError(f"poll_interval must be more than 0 seconds, got {poll_interval}")
-        self.project = project
-        self.region = region
-        self.transport: Transport = transport
-        self.credentials_file = credentials_file
-        self.poll_interval = poll_interval
-        self._retry = retry
-        self._target = target
-        self._target_lock = threading.Lock()
-        self._apis: LoopBoundApis[_RunApi] = LoopBoundApis()
-
-    # ---------------------------------------------------------------------------- settings
-
-    @property
-    def target(self) -> Target:
-        """Where requests go; resolved on first use (may start the embedded emulator)."""
-        with self._target_lock:
-            if self._target is None:
-                self._target = resolve_target(
-                    project=self.project, credentials_file=self.credentials_file
-                )
-            return self._target
-
-    async def _resolved_target(self) -> Target:
-        if self._target is not None:
-            return self._target
-        return await asyncio.to_thread(lambda: self.target)
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        if self._retry is not None:
-            return self._retry
-        return RetryPolicy.for_emulator() if self.target.is_emulator else RetryPolicy.for_gcp()
-
-    def poll_schedule(self) -> PollInterval:
-        if self.poll_interval is not None:
-            return PollInterval.fixed(self.poll_interval)
-        return PollInterval.for_emulator() if self.target.is_emulator else PollInterval.for_gcp()
 
     def resource_name(self, execution: str, region: str | None = None) -> str:
         """`"job-abc12"` -> `projects/P/locations/R/jobs/job/executions/job-abc12`.
@@ -377,79 +317,18 @@ class AsyncCloudRunClient:
         self, method: str, call: Callable[[_RunApi], Coroutine[Any, Any, T]],
         *, name: str | None = None,
     ) -> T:
-        api = await self._api()
-        try:
-            return await call_with_retry(lambda: call(api), self.retry_policy, method, name=name)
-        except ApiError as error:
-            raise self._with_hint(error) from error.__cause__
-
-    def _with_hint(self, error: ApiError) -> ApiError:
-        target = self._target
-        if error.code != "UNAVAILABLE" or target is None or not target.is_emulator:
-            return error
-        hint = (f"; is the emulator at {target.grpc_address} running? "
-                "(`gcpjobs emulator status`)")
-        return type(error)(error.code, error.message + hint, method=error.method)
-
-    async def _once_or_found(
-        self,
-        method: str,
-        send: Callable[[], Coroutine[Any, Any, T]],
-        find: Callable[[float], Coroutine[Any, Any, T | None]],
-        submission_id: str,
-    ) -> T:
-        """`send()` with retries, but before each re-send `find(deadline)` looks for what an
-        earlier attempt may have made; what it finds is the answer."""
-        policy = self.retry_policy
-        deadline = time.monotonic() + policy.deadline
-        sleeps = policy.sleeps()
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                return await send()
-            except Exception as error:
-                if not is_transient(error):
-                    if error_code_name(error) is None:
-                        raise
-                    raise to_api_error(error, method) from error
-                last_error = error
-            delay = next(sleeps)
-            if time.monotonic() + delay > deadline:
-                raise self._with_hint(ApiError(
-                    error_code_name(last_error) or "UNKNOWN",
-                    f"{server_message(last_error)} (gave up after {attempts} attempts; nothing "
-                    f"labelled {SUBMISSION_LABEL}={submission_id} was found; try again later)",
-                    method=method,
-                )) from last_error
-            logger.info("%s failed with %s (attempt %d); looking for submission %s first",
-                        method, error_code_name(last_error), attempts, submission_id)
-            await asyncio.sleep(delay)
-            found = await find(deadline)
-            if found is not None:
-                return found
-
-    def _lookup_policy(self, deadline: float) -> RetryPolicy:
-        policy = self.retry_policy
-        return dataclasses.replace(
-            policy, deadline=max(deadline - time.monotonic(), policy.initial)
-        )
+        return await self._retried(await self._api(), method, call, name=name)
 
     # ------------------------------------------------------------------------------- calls
 
     async def create(self, job: CloudRunJob, *, submission_id: str | None = None) -> JobStatus:
         """Create (or, with `keep_job`, update) the Job and start one execution of it; the
         execution's status right after it was started. Never starts it twice (see module)."""
-        resolving = (
-            None
-            if self._target is not None
-            else asyncio.get_running_loop().run_in_executor(None, lambda: self.target)
-        )
+        resolving = self._start_resolving_target()
         from gcpjobs.requests.cloudrun import build_create_request, job_id_for
 
         submission_id = submission_id or new_submission_id()
-        target = self._target if resolving is None else await resolving
-        assert target is not None
+        target = await resolving
         request = build_create_request(job, job.project or target.project, submission_id)
         job_name = f"{request.parent}/jobs/{job_id_for(job, submission_id)}"
         await self._ensure_job(request, job_name, submission_id, keep_job=job.keep_job)
@@ -461,7 +340,7 @@ class AsyncCloudRunClient:
         api = await self._api()
         timeout = self.retry_policy.call_timeout
 
-        async def find(deadline: float) -> bool | None:
+        async def find(deadline: float, error: BaseException | None = None) -> bool | None:
             try:
                 existing = await call_with_retry(
                     lambda: api.get_job(job_name, timeout), self._lookup_policy(deadline),
@@ -474,10 +353,10 @@ class AsyncCloudRunClient:
             return True if existing.labels.get(SUBMISSION_LABEL) == submission_id else None
 
         try:
-            await self._once_or_found(
+            await self._send_once_or_find(
                 "CreateJob",
                 lambda: api.create_job(request.parent, request.job, request.job_id, timeout),
-                find, submission_id,
+                find, submission_id=submission_id, what="job",
             )
         except ApiError as error:
             if error.code != "ALREADY_EXISTS":
@@ -496,7 +375,7 @@ class AsyncCloudRunClient:
         api = await self._api()
         timeout = self.retry_policy.call_timeout
 
-        async def find(deadline: float) -> Any | None:
+        async def find(deadline: float, error: BaseException | None = None) -> Any | None:
             return await self._find_execution(api, job_name, submission_id, deadline)
 
         async def send() -> Any:
@@ -509,7 +388,9 @@ class AsyncCloudRunClient:
                     )
             return execution
 
-        execution = await self._once_or_found("RunJob", send, find, submission_id)
+        execution = await self._send_once_or_find(
+            "RunJob", send, find, submission_id=submission_id, what="execution"
+        )
         return execution_to_status(execution)
 
     async def _find_execution(
@@ -640,22 +521,6 @@ class AsyncCloudRunClient:
             delete_job=not job.keep_job,
         )
 
-    # --------------------------------------------------------------------------- lifecycle
-
-    async def close(self) -> None:
-        await self._apis.close(lambda api: api.close())
-
-    async def __aenter__(self) -> AsyncCloudRunClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
 
 async def _list_page(
     api: _RunApi, *, parent: str, page_size: int, page_token: str, timeout: float
@@ -666,8 +531,9 @@ async def _list_page(
 # ------------------------------------------------------------------------- the sync facade
 
 
-class CloudRunClient:
-    """`AsyncCloudRunClient` for scripts and notebooks: the same methods, blocking."""
+class CloudRunClient(SyncJobClientBase[AsyncCloudRunClient]):
+    """`AsyncCloudRunClient` for scripts and notebooks: the same methods, blocking (see
+    `SyncJobClientBase`)."""
 
     def __init__(
         self,
@@ -680,28 +546,16 @@ class CloudRunClient:
         poll_interval: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._async = AsyncCloudRunClient(
-            project=project, region=region, target=target, transport=transport,
-            credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+        super().__init__(
+            AsyncCloudRunClient(
+                project=project, region=region, target=target, transport=transport,
+                credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+            ),
+            thread_name="gcpjobs-cloud-run-client",
         )
-        self._loop = BackgroundLoop("gcpjobs-cloud-run-client")
-
-    @property
-    def async_client(self) -> AsyncCloudRunClient:
-        return self._async
-
-    @property
-    def target(self) -> Target:
-        return self._async.target
-
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run(coroutine, what="CloudRunClient")
 
     def create(self, job: CloudRunJob, *, submission_id: str | None = None) -> JobStatus:
         return self._run(self._async.create(job, submission_id=submission_id))
-
-    def get(self, name: str) -> JobStatus:
-        return self._run(self._async.get(name))
 
     def list(
         self, *, region: str | None = None, job: str | None = None, page_size: int | None = None
@@ -713,9 +567,6 @@ class CloudRunClient:
             ]
 
         return self._run(collect())
-
-    def cancel(self, name: str) -> None:
-        self._run(self._async.cancel(name))
 
     def delete_job(self, name: str) -> None:
         self._run(self._async.delete_job(name))
@@ -737,33 +588,6 @@ class CloudRunClient:
         self, job: CloudRunJob, *, on_change: OnChange | None = None, timeout: float | None = None
     ) -> JobResult:
         return self._run(self._async.run(job, on_change=on_change, timeout=timeout))
-
-    def resource_name(self, execution: str, region: str | None = None) -> str:
-        return self._async.resource_name(execution, region)
-
-    def close(self) -> None:
-        if self._loop.closed:
-            return
-        try:
-            self._run(self._async.close())
-        finally:
-            self._loop.stop()
-
-    def __enter__(self) -> CloudRunClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        loop = getattr(self, "_loop", None)
-        if loop is not None:
-            loop.stop_soon()
 
 
 __all__ = ["AsyncCloudRunClient", "CloudRunClient"]

@@ -20,39 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import dataclasses
 import functools
 import logging
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from gcpjobs.clients.connection import (
-    BackgroundLoop,
-    LoopBoundApis,
-    client_info,
-)
+from gcpjobs.clients.base import AsyncJobClientBase, SyncJobClientBase, Transport
+from gcpjobs.clients.connection import client_info
 from gcpjobs.clients.convert import custom_job_to_status
 from gcpjobs.clients.retry import (
     RetryPolicy,
     call_with_retry,
     error_code_name,
-    is_transient,
-    server_message,
-    to_api_error,
 )
-from gcpjobs.clients.target import Target, resolve_target
+from gcpjobs.clients.target import Target
 from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.results import JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.specs.vertex import VertexJob
 from gcpjobs.states import JobState
 from gcpjobs.watch.events import StateChange
-from gcpjobs.watch.poll import PollInterval, wait_until_terminal
+from gcpjobs.watch.poll import wait_until_terminal
 
-Transport = Literal["grpc", "rest"]
 OnChange = Callable[[StateChange], Any]
 T = TypeVar("T")
 
@@ -238,67 +227,9 @@ def _gcp_api(endpoint: str, credentials: Any, transport: Transport) -> _JobApi:
 # ------------------------------------------------------------------------------ the client
 
 
-class AsyncVertexClient:
-    """Create, inspect, cancel and wait for Vertex AI custom jobs.
-
-    `project`/`credentials_file` are used when the target is resolved (lazily, on first use,
-    unless `target` is given). `poll_interval` fixes the delay between polls in `wait()`;
-    by default polling starts fast and slows down (see `watch.poll.PollInterval`).
-    """
-
-    def __init__(
-        self,
-        *,
-        project: str | None = None,
-        region: str = "us-central1",
-        target: Target | None = None,
-        transport: Transport = "grpc",
-        credentials_file: str | None = None,
-        poll_interval: float | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        if transport not in ("grpc", "rest"):
-            raise GcpJobsError(f"transport {transport!r} is not supported; use 'grpc' or 'rest'")
-        if poll_interval is not None and poll_interval <= 0:
-            raise GcpJobsError(f"poll_interval must be more than 0 seconds, got {poll_interval}")
-        self.project = project
-        self.region = region
-        self.transport: Transport = transport
-        self.credentials_file = credentials_file
-        self.poll_interval = poll_interval
-        self._retry = retry
-        self._target = target
-        self._target_lock = threading.Lock()
-        self._apis: LoopBoundApis[_JobApi] = LoopBoundApis()
-
-    # ---------------------------------------------------------------------------- settings
-
-    @property
-    def target(self) -> Target:
-        """Where requests go; resolved on first use (may start the embedded emulator)."""
-        with self._target_lock:
-            if self._target is None:
-                self._target = resolve_target(
-                    project=self.project, credentials_file=self.credentials_file
-                )
-                logger.debug("gcpjobs target: %s", self._target.describe())
-            return self._target
-
-    async def _resolved_target(self) -> Target:
-        if self._target is not None:
-            return self._target
-        return await asyncio.to_thread(lambda: self.target)
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        if self._retry is not None:
-            return self._retry
-        return RetryPolicy.for_emulator() if self.target.is_emulator else RetryPolicy.for_gcp()
-
-    def poll_schedule(self) -> PollInterval:
-        if self.poll_interval is not None:
-            return PollInterval.fixed(self.poll_interval)
-        return PollInterval.for_emulator() if self.target.is_emulator else PollInterval.for_gcp()
+class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
+    """Create, inspect, cancel and wait for Vertex AI custom jobs (settings: see
+    `AsyncJobClientBase`)."""
 
     def resource_name(self, job_id_or_name: str, region: str | None = None) -> str:
         """`"123"` -> `projects/P/locations/R/customJobs/123`; a full name is returned as is."""
@@ -339,74 +270,35 @@ class AsyncVertexClient:
         self, method: str, region: str, call: Callable[[_JobApi], Coroutine[Any, Any, T]],
         *, name: str | None = None, on_error: Callable[[Exception], Any] | None = None,
     ) -> T:
-        api = await self._api(region)
-        try:
-            return await call_with_retry(
-                lambda: call(api), self.retry_policy, method, name=name, on_error=on_error
-            )
-        except ApiError as error:
-            raise self._with_hint(error) from error.__cause__
-
-    def _with_hint(self, error: ApiError) -> ApiError:
-        """An emulator that does not answer is most likely not running: say so."""
-        target = self._target
-        if error.code != "UNAVAILABLE" or target is None or not target.is_emulator:
-            return error
-        hint = (f"; is the emulator at {target.grpc_address} running? "
-                "(`gcpjobs emulator status`)")
-        return type(error)(error.code, error.message + hint, method=error.method)
+        return await self._retried(
+            await self._api(region), method, call, name=name, on_error=on_error
+        )
 
     # ------------------------------------------------------------------------------- calls
 
     async def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
         """Submit `job`; its status right after creation. Never creates it twice (see module)."""
-        # Resolving the target may boot the embedded emulator (a process that imports the
-        # Google protos, ~0.6 s); building the request imports them here (~0.6 s too). So the
-        # target is resolved in a worker thread started *before* those imports block this one.
-        resolving = (
-            None
-            if self._target is not None
-            else asyncio.get_running_loop().run_in_executor(None, lambda: self.target)
-        )
+        resolving = self._start_resolving_target()
         from gcpjobs.requests.vertex import build_custom_job, parent_for
 
         submission_id = submission_id or new_submission_id()
         custom_job = build_custom_job(job, submission_id)
-        target = self._target if resolving is None else await resolving
-        assert target is not None
+        target = await resolving
         parent = parent_for(job.project or target.project, job.region)
         api = await self._api(job.region)
-        policy = self.retry_policy
-        deadline = time.monotonic() + policy.deadline
-        sleeps = policy.sleeps()
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                created = await api.create_custom_job(parent, custom_job, policy.call_timeout)
-                return custom_job_to_status(created)
-            except Exception as error:
-                if not is_transient(error):
-                    if error_code_name(error) is None:
-                        raise
-                    raise to_api_error(error, "CreateCustomJob") from error
-                last_error = error
-            delay = next(sleeps)
-            if time.monotonic() + delay > deadline:
-                raise self._with_hint(_gave_up(last_error, attempts, submission_id)) from last_error
-            logger.info(
-                "CreateCustomJob failed with %s (attempt %d); checking for submission %s "
-                "in %.2fs before sending again", error_code_name(last_error), attempts,
-                submission_id, delay,
+        timeout = self.retry_policy.call_timeout
+
+        async def send() -> JobStatus:
+            return custom_job_to_status(
+                await api.create_custom_job(parent, custom_job, timeout)
             )
-            # Wait first: a create still in flight on the server gets time to land, so the
-            # lookup sees it.
-            await asyncio.sleep(delay)
-            found = await self._find_submission(api, parent, submission_id, deadline, last_error)
-            if found is not None:
-                logger.info("submission %s was created despite the error: %s",
-                            submission_id, found.name)
-                return found
+
+        async def find(deadline: float, error: BaseException) -> JobStatus | None:
+            return await self._find_submission(api, parent, submission_id, deadline, error)
+
+        return await self._send_once_or_find(
+            "CreateCustomJob", send, find, submission_id=submission_id, what="job"
+        )
 
     async def _find_submission(
         self, api: _JobApi, parent: str, submission_id: str, deadline: float,
@@ -414,9 +306,7 @@ class AsyncVertexClient:
     ) -> JobStatus | None:
         """The job this submission already made, if any. If even the lookup fails we cannot
         know, so we stop instead of risking a second job."""
-        policy = dataclasses.replace(
-            self.retry_policy, deadline=max(deadline - time.monotonic(), self.retry_policy.initial)
-        )
+        policy = self._lookup_policy(deadline)
         try:
             jobs, _ = await call_with_retry(
                 lambda: api.list_page(
@@ -546,43 +436,13 @@ class AsyncVertexClient:
         status = await self.create(job)
         return await self._wait(status.name, on_change, timeout, first=status)
 
-    # --------------------------------------------------------------------------- lifecycle
-
-    async def close(self) -> None:
-        """Close the connections (the client can be used again; it reconnects)."""
-        await self._apis.close(lambda api: api.close())
-
-    async def __aenter__(self) -> AsyncVertexClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-def _gave_up(error: BaseException, attempts: int, submission_id: str) -> ApiError:
-    return ApiError(
-        error_code_name(error) or "UNKNOWN",
-        f"{server_message(error)} (gave up after {attempts} attempts; no job with label "
-        f"{SUBMISSION_LABEL}={submission_id} was found; try again later)",
-        method="CreateCustomJob",
-    )
-
 
 # ------------------------------------------------------------------------- the sync facade
 
 
-class VertexClient:
-    """`AsyncVertexClient` for scripts and notebooks: the same methods, blocking.
-
-    The async client runs on a private event loop in a daemon thread, so this works where a
-    loop is already running (Jupyter). `on_change` callbacks run in that thread. Interrupting
-    a call (Ctrl-C) stops waiting; it does not cancel the job.
-    """
+class VertexClient(SyncJobClientBase[AsyncVertexClient]):
+    """`AsyncVertexClient` for scripts and notebooks: the same methods, blocking (see
+    `SyncJobClientBase`)."""
 
     def __init__(
         self,
@@ -595,28 +455,16 @@ class VertexClient:
         poll_interval: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._async = AsyncVertexClient(
-            project=project, region=region, target=target, transport=transport,
-            credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+        super().__init__(
+            AsyncVertexClient(
+                project=project, region=region, target=target, transport=transport,
+                credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+            ),
+            thread_name="gcpjobs-vertex-client",
         )
-        self._loop = BackgroundLoop("gcpjobs-vertex-client")
-
-    @property
-    def async_client(self) -> AsyncVertexClient:
-        return self._async
-
-    @property
-    def target(self) -> Target:
-        return self._async.target
-
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run(coroutine, what="VertexClient")
 
     def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
         return self._run(self._async.create(job, submission_id=submission_id))
-
-    def get(self, name: str) -> JobStatus:
-        return self._run(self._async.get(name))
 
     def list(
         self, *, region: str | None = None, filter: str | None = None, page_size: int | None = None
@@ -646,9 +494,6 @@ class VertexClient:
             except StopAsyncIteration:
                 return
 
-    def cancel(self, name: str) -> None:
-        self._run(self._async.cancel(name))
-
     def delete(self, name: str) -> None:
         self._run(self._async.delete(name))
 
@@ -668,34 +513,6 @@ class VertexClient:
         self, job: VertexJob, *, on_change: OnChange | None = None, timeout: float | None = None
     ) -> JobResult:
         return self._run(self._async.run(job, on_change=on_change, timeout=timeout))
-
-    def resource_name(self, job_id_or_name: str, region: str | None = None) -> str:
-        return self._async.resource_name(job_id_or_name, region)
-
-    def close(self) -> None:
-        if self._loop.closed:
-            return
-        try:
-            self._run(self._async.close())
-        finally:
-            self._loop.stop()
-
-    def __enter__(self) -> VertexClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # A forgotten close() must not leave a thread per client behind.
-        loop = getattr(self, "_loop", None)
-        if loop is not None:
-            loop.stop_soon()
 
 
 __all__ = ["AsyncVertexClient", "RetryPolicy", "Target", "VertexClient"]

@@ -1,0 +1,278 @@
+"""What the Vertex and Cloud Run clients share above the wire: settings, where requests go,
+retries, the safe re-send of calls that are not idempotent, and the sync facade.
+
+Each client adds its transport adapters (`_api`) and its calls; this module knows neither API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from typing_extensions import Self
+
+from gcpjobs.clients.connection import BackgroundLoop, LoopBoundApis
+from gcpjobs.clients.protocol import JobClient
+from gcpjobs.clients.retry import (
+    RetryPolicy,
+    call_with_retry,
+    error_code_name,
+    is_transient,
+    server_message,
+    to_api_error,
+)
+from gcpjobs.clients.target import Target, resolve_target
+from gcpjobs.errors import ApiError, GcpJobsError
+from gcpjobs.results import JobStatus
+from gcpjobs.specs.labels import SUBMISSION_LABEL
+from gcpjobs.watch.poll import PollInterval
+
+Transport = Literal["grpc", "rest"]
+T = TypeVar("T")
+
+logger = logging.getLogger("gcpjobs.clients")
+
+
+class ClosableApi(Protocol):
+    async def close(self) -> None: ...
+
+
+Api = TypeVar("Api", bound=ClosableApi)
+
+
+class AsyncJobClientBase(Generic[Api]):
+    """Settings and plumbing of an async job client; `Api` is its transport adapter type.
+
+    `project`/`credentials_file` are used when the target is resolved (lazily, on first use,
+    unless `target` is given). `poll_interval` fixes the delay between polls in `wait()`;
+    by default polling starts fast and slows down (see `watch.poll.PollInterval`).
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        region: str = "us-central1",
+        target: Target | None = None,
+        transport: Transport = "grpc",
+        credentials_file: str | None = None,
+        poll_interval: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if transport not in ("grpc", "rest"):
+            raise GcpJobsError(f"transport {transport!r} is not supported; use 'grpc' or 'rest'")
+        if poll_interval is not None and poll_interval <= 0:
+            raise GcpJobsError(f"poll_interval must be more than 0 seconds, got {poll_interval}")
+        self.project = project
+        self.region = region
+        self.transport: Transport = transport
+        self.credentials_file = credentials_file
+        self.poll_interval = poll_interval
+        self._retry = retry
+        self._target = target
+        self._target_lock = threading.Lock()
+        self._apis: LoopBoundApis[Api] = LoopBoundApis()
+
+    # ---------------------------------------------------------------------------- settings
+
+    @property
+    def target(self) -> Target:
+        """Where requests go; resolved on first use (may start the embedded emulator)."""
+        with self._target_lock:
+            if self._target is None:
+                self._target = resolve_target(
+                    project=self.project, credentials_file=self.credentials_file
+                )
+                logger.debug("gcpjobs target: %s", self._target.describe())
+            return self._target
+
+    async def _resolved_target(self) -> Target:
+        if self._target is not None:
+            return self._target
+        return await asyncio.to_thread(lambda: self.target)
+
+    def _start_resolving_target(self) -> Awaitable[Target]:
+        """Resolve the target in a worker thread that starts now, before the caller blocks.
+
+        Resolving may boot the embedded emulator (a process that imports the Google protos,
+        ~0.6 s); building a request imports them in this thread (as long again). Started
+        first, the two overlap.
+        """
+        if self._target is not None:
+            future: asyncio.Future[Target] = asyncio.get_running_loop().create_future()
+            future.set_result(self._target)
+            return future
+        return asyncio.get_running_loop().run_in_executor(None, lambda: self.target)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        if self._retry is not None:
+            return self._retry
+        return RetryPolicy.for_emulator() if self.target.is_emulator else RetryPolicy.for_gcp()
+
+    def poll_schedule(self) -> PollInterval:
+        if self.poll_interval is not None:
+            return PollInterval.fixed(self.poll_interval)
+        return PollInterval.for_emulator() if self.target.is_emulator else PollInterval.for_gcp()
+
+    # ------------------------------------------------------------------------------- calls
+
+    async def _retried(
+        self, api: Api, method: str, call: Callable[[Api], Coroutine[Any, Any, T]],
+        *, name: str | None = None, on_error: Callable[[Exception], Any] | None = None,
+    ) -> T:
+        """`call(api)` with retries on transient errors; failures are one-line ApiErrors."""
+        try:
+            return await call_with_retry(
+                lambda: call(api), self.retry_policy, method, name=name, on_error=on_error
+            )
+        except ApiError as error:
+            raise self._with_hint(error) from error.__cause__
+
+    def _with_hint(self, error: ApiError) -> ApiError:
+        """An emulator that does not answer is most likely not running: say so."""
+        target = self._target
+        if error.code != "UNAVAILABLE" or target is None or not target.is_emulator:
+            return error
+        hint = (f"; is the emulator at {target.grpc_address} running? "
+                "(`gcpjobs emulator status`)")
+        return type(error)(error.code, error.message + hint, method=error.method)
+
+    async def _send_once_or_find(
+        self,
+        method: str,
+        send: Callable[[], Coroutine[Any, Any, T]],
+        find: Callable[[float, BaseException], Coroutine[Any, Any, T | None]],
+        *,
+        submission_id: str,
+        what: str,
+    ) -> T:
+        """`send()` with retries, but before each re-send `find(deadline, error)` looks for the `what`
+        an earlier attempt may have made (the reply, not the request, may have been lost);
+        what it finds is the answer. So a retry never makes a second one."""
+        policy = self.retry_policy
+        deadline = time.monotonic() + policy.deadline
+        sleeps = policy.sleeps()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await send()
+            except Exception as error:
+                if not is_transient(error):
+                    if error_code_name(error) is None:
+                        raise
+                    raise to_api_error(error, method) from error
+                last_error = error
+            delay = next(sleeps)
+            if time.monotonic() + delay > deadline:
+                raise self._with_hint(ApiError(
+                    error_code_name(last_error) or "UNKNOWN",
+                    f"{server_message(last_error)} (gave up after {attempts} attempts; no {what} "
+                    f"with label {SUBMISSION_LABEL}={submission_id} was found; try again later)",
+                    method=method,
+                )) from last_error
+            logger.info(
+                "%s failed with %s (attempt %d); checking for submission %s in %.2fs before "
+                "sending again", method, error_code_name(last_error), attempts, submission_id,
+                delay,
+            )
+            # Wait first: a call still in flight on the server gets time to land, so the
+            # lookup sees it.
+            await asyncio.sleep(delay)
+            found = await find(deadline, last_error)
+            if found is not None:
+                logger.info("submission %s: its %s was made despite the error", submission_id,
+                            what)
+                return found
+
+    def _lookup_policy(self, deadline: float) -> RetryPolicy:
+        """Retries for a lookup inside `_send_once_or_find`: no longer than its deadline."""
+        policy = self.retry_policy
+        return dataclasses.replace(
+            policy, deadline=max(deadline - time.monotonic(), policy.initial)
+        )
+
+    # --------------------------------------------------------------------------- lifecycle
+
+    async def close(self) -> None:
+        """Close the connections (the client can be used again; it reconnects)."""
+        await self._apis.close(lambda api: api.close())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+Client = TypeVar("Client", bound=JobClient)
+
+
+class SyncJobClientBase(Generic[Client]):
+    """An async client for scripts and notebooks: the same methods, blocking.
+
+    The async client runs on a private event loop in a daemon thread, so this works where a
+    loop is already running (Jupyter). `on_change` callbacks run in that thread. Interrupting
+    a call (Ctrl-C) stops waiting; it does not cancel the job.
+    """
+
+    def __init__(self, client: Client, *, thread_name: str) -> None:
+        self._async = client
+        self._loop = BackgroundLoop(thread_name)
+
+    @property
+    def async_client(self) -> Client:
+        return self._async
+
+    @property
+    def target(self) -> Target:
+        return self._async.target
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run(coroutine, what=type(self).__name__)
+
+    def get(self, name: str) -> JobStatus:
+        return self._run(self._async.get(name))
+
+    def cancel(self, name: str) -> None:
+        self._run(self._async.cancel(name))
+
+    def resource_name(self, name: str, region: str | None = None) -> str:
+        return self._async.resource_name(name, region)
+
+    def close(self) -> None:
+        if self._loop.closed:
+            return
+        try:
+            self._run(self._async.close())
+        finally:
+            self._loop.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A forgotten close() must not leave a thread per client behind.
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            loop.stop_soon()
