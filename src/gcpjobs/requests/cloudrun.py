@@ -7,15 +7,19 @@ Pure functions: nothing here talks to a server. Only the GAPIC types package
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import Any
 
-import yaml
 from google.api import launch_stage_pb2
 from google.cloud import run_v2
 from google.protobuf import json_format
 
 from gcpjobs.errors import SpecError
+from gcpjobs.requests.preview import (
+    PROJECT_PLACEHOLDER,
+    PreviewFormat,
+    dump_preview,
+    redact_env,
+)
 from gcpjobs.specs.cloudrun import KIND, MAX_JOB_NAME_LENGTH, CloudRunJob, SecretRef
 from gcpjobs.specs.labels import (
     KIND_LABEL,
@@ -23,13 +27,8 @@ from gcpjobs.specs.labels import (
     new_submission_id,
     validate_label_value,
 )
-from gcpjobs.specs.secrets import REDACTED, looks_secret
 
-PreviewFormat = Literal["yaml", "json"]
 DEFAULT_JOB_NAME = "gcpjobs-job"
-# Shown in a preview's `parent` when the job names no project; the client fills in the
-# configured one (or the emulator's `gcpjobs-local`) when it sends the request.
-PROJECT_PLACEHOLDER = "<project>"
 SUBMISSION_SUFFIX_LENGTH = 8
 GPU_LIMIT = "nvidia.com/gpu"
 
@@ -178,25 +177,8 @@ def request_to_dict(
         containers = data.get("job", {}).get("template", {}).get("template", {}).get(
             "containers", [])
         for container in containers:
-            for env_var in container.get("env", []):
-                if looks_secret(str(env_var.get("name", ""))) and "value" in env_var:
-                    env_var["value"] = REDACTED
+            redact_env(container.get("env", []))
     return data
-
-
-class _PreviewDumper(yaml.SafeDumper):
-    """Writes multi-line strings (inline scripts in `args`) as literal blocks, as users wrote them.
-
-    The same as the Vertex preview's; not imported from there to keep aiplatform_v1 unloaded.
-    """
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_PreviewDumper.add_representer(str, _represent_str)
 
 
 def preview(
@@ -213,10 +195,4 @@ def preview(
     """
     request = build_create_request(
         job, project or job.project or PROJECT_PLACEHOLDER, submission_id or new_submission_id())
-    data = request_to_dict(request, redact=True)
-    if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "yaml":
-        return yaml.dump(data, Dumper=_PreviewDumper, sort_keys=False, allow_unicode=True,
-                         width=100)
-    raise ValueError(f"unknown preview format {fmt!r}; use 'yaml' or 'json'")
+    return dump_preview(request_to_dict(request, redact=True), fmt)

@@ -6,28 +6,27 @@ Pure functions: nothing here talks to a server. Only the GAPIC types package
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
-import yaml
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
+from gcpjobs.requests.preview import (
+    PROJECT_PLACEHOLDER,
+    PreviewFormat,
+    dump_preview,
+    redact_env,
+)
 from gcpjobs.specs.labels import (
     KIND_LABEL,
     SUBMISSION_LABEL,
     new_submission_id,
     validate_label_value,
 )
-from gcpjobs.specs.secrets import REDACTED, looks_secret
 from gcpjobs.specs.vertex import MAX_DISPLAY_NAME_LENGTH, ResolvedPool, VertexJob
 
-PreviewFormat = Literal["yaml", "json"]
 KIND = "vertex"
-# Shown in a preview's `parent` when the job names no project; the client fills in the
-# configured one (or the emulator's `gcpjobs-local`) when it sends the request.
-PROJECT_PLACEHOLDER = "<project>"
 
 
 def display_name_for(name: str, submission_id: str) -> str:
@@ -111,27 +110,13 @@ def custom_job_to_dict(custom_job: aiplatform_v1.CustomJob, *, redact: bool = Tr
     data: dict[str, Any] = json_format.MessageToDict(
         aiplatform_v1.CustomJob.pb(custom_job), preserving_proto_field_name=False)
     if redact:
-        for env_var in _env_entries(data):
-            if looks_secret(str(env_var.get("name", ""))) and "value" in env_var:
-                env_var["value"] = REDACTED
+        redact_env(_env_entries(data))
     return data
 
 
 def _env_entries(custom_job: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for pool in custom_job.get("jobSpec", {}).get("workerPoolSpecs", []):
         yield from pool.get("containerSpec", {}).get("env", [])
-
-
-class _PreviewDumper(yaml.SafeDumper):
-    """Writes multi-line strings (inline scripts in `args`) as literal blocks, as users wrote them."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_PreviewDumper.add_representer(str, _represent_str)
 
 
 def preview(
@@ -151,10 +136,4 @@ def preview(
         "parent": parent_for(project or job.project or PROJECT_PLACEHOLDER, job.region),
         "customJob": custom_job_to_dict(custom_job, redact=True),
     }
-    if fmt == "json":
-        return json.dumps(request, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "yaml":
-        return yaml.dump(
-            request, Dumper=_PreviewDumper, sort_keys=False, allow_unicode=True, width=100
-        )
-    raise ValueError(f"unknown preview format {fmt!r}; use 'yaml' or 'json'")
+    return dump_preview(request, fmt)
