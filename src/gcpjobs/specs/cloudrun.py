@@ -29,8 +29,17 @@ from gcpjobs.specs.base import (
     shown,
     type_name,
 )
-from gcpjobs.specs.labels import sanitize_labels
-from gcpjobs.specs.vertex import check_image, to_command, to_text_list
+from gcpjobs.specs.container import (
+    check_env_names,
+    check_image,
+    check_project,
+    check_region,
+    check_service_account,
+    labels_as_text,
+    sanitized_labels,
+    to_command,
+    to_text_list,
+)
 
 KIND = "cloud-run"
 
@@ -82,10 +91,6 @@ RESERVED_ENV_NAMES = frozenset({
 })
 
 _JOB_NAME = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?\Z")
-_PROJECT = re.compile(r"(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\Z|[0-9]{1,20}\Z")
-_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+\Z")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Secret Manager: ids are 1-255 letters, digits, '_' and '-'; versions 'latest', a number or
 # an alias (a label-like name).
 _SECRET_ID = r"[A-Za-z0-9_-]{1,255}"
@@ -295,17 +300,12 @@ class CloudRunJob(Spec):
     @field_validator("project")
     @classmethod
     def _check_project(cls, value: str | None) -> str | None:
-        if value is None or _PROJECT.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a Google Cloud project id; project ids are 6-30 "
-                        "lowercase letters, digits and hyphens starting with a letter")
+        return check_project(value)
 
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str) -> str:
-        if _REGION.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a Google Cloud region; write it like us-central1")
+        return check_region(value)
 
     @field_validator("image")
     @classmethod
@@ -330,16 +330,8 @@ class CloudRunJob(Spec):
     @field_validator("env")
     @classmethod
     def _check_env(cls, value: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
-        for name in value:
-            if not _ENV_NAME.match(name):
-                raise SpecError(f"{name!r} is not a valid variable name; use letters, digits "
-                                "and '_', not starting with a digit")
-            if name in RESERVED_ENV_NAMES:
-                raise SpecError(f"{name} is set by Cloud Run in every task; remove it or use "
-                                "another name")
-        if len(value) > MAX_ENV_VARS:
-            raise SpecError(f"{len(value)} variables given; Cloud Run allows at most "
-                            f"{MAX_ENV_VARS} per container, pass the rest in a file or as args")
+        check_env_names(value, service="Cloud Run", limit=MAX_ENV_VARS,
+                        reserved=RESERVED_ENV_NAMES)
         return value
 
     @field_validator("cpu", mode="before")
@@ -408,10 +400,7 @@ class CloudRunJob(Spec):
     @field_validator("service_account")
     @classmethod
     def _check_service_account(cls, value: str | None) -> str | None:
-        if value is None or _EMAIL.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a service account; give its email, e.g. "
-                        "runner@PROJECT.iam.gserviceaccount.com")
+        return check_service_account(value, example_user="runner")
 
     @field_validator("vpc_connector")
     @classmethod
@@ -464,15 +453,12 @@ class CloudRunJob(Spec):
             if "/" in str(key) and namespace in RESERVED_LABEL_NAMESPACES:
                 raise SpecError(f"label {key!r} is in the {namespace} namespace, which Cloud "
                                 "Run reserves; remove it or drop the namespace")
-        return {scalar_text(k): scalar_text(v) for k, v in value.items()}
+        return labels_as_text(value)
 
     @field_validator("labels")
     @classmethod
     def _sanitize_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        try:
-            return sanitize_labels(value)
-        except SpecError as exc:
-            raise SpecError(exc.reason) from None  # the field path comes from pydantic
+        return sanitized_labels(value)
 
     @field_validator("gpu_type", mode="before")
     @classmethod

@@ -13,7 +13,6 @@ primary's (see `ResolvedPool`).
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,7 +30,17 @@ from gcpjobs.specs.base import (
     shown,
     type_name,
 )
-from gcpjobs.specs.labels import sanitize_labels
+from gcpjobs.specs.container import (
+    check_env_names,
+    check_image,
+    check_project,
+    check_region,
+    check_service_account,
+    labels_as_text,
+    sanitized_labels,
+    to_command,
+    to_text_list,
+)
 from gcpjobs.specs.machines import (
     ACCELERATOR_TYPES,
     BOOT_DISK_SIZE_GB_RANGE,
@@ -52,42 +61,13 @@ MAX_ENV_VARS = 100  # `ContainerSpec.env`: "Maximum limit is 100."
 MAX_EXTRA_WORKER_POOLS = 3  # pools 1-3: workers, parameter/reduction servers, evaluators
 MAX_DISPLAY_NAME_LENGTH = 128
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_PROJECT_ID = re.compile(r"(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
-_PROJECT_NUMBER = re.compile(r"[0-9]{1,20}\Z")
-_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+\Z")
 _NETWORK = re.compile(r"projects/[0-9]+/global/networks/[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _RESOURCE_ID = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 _GCS_URI = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?\Z")
 _MACHINE_DOCS = "https://cloud.google.com/vertex-ai/docs/training/configure-compute"
 
 
 # -- field checks shared by the primary pool and the extra pools ----------------------------
-
-
-def check_image(value: str) -> str:
-    if not value.strip():
-        raise SpecError("must not be empty; give the container image URI, e.g. python:3.11")
-    if any(char.isspace() for char in value):
-        raise SpecError(f"{shown(value)} contains whitespace; give only the image URI")
-    return value
-
-
-def to_command(value: Any) -> Any:
-    """A command given as one string is split like a shell would (`python train.py --x 1`)."""
-    if isinstance(value, str):
-        try:
-            return shlex.split(value)
-        except ValueError as exc:
-            raise SpecError(f"cannot be split into words ({exc}); check the quotes") from None
-    return to_text_list(value)
-
-
-def to_text_list(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return [scalar_text(item) for item in value]
-    return value
 
 
 def to_env(value: Any) -> Any:
@@ -116,13 +96,7 @@ def to_env(value: Any) -> Any:
 
 
 def check_env(env: dict[str, str]) -> dict[str, str]:
-    for name in env:
-        if not _ENV_NAME.match(name):
-            raise SpecError(f"{name!r} is not a valid variable name; use letters, digits and "
-                            "'_', not starting with a digit")
-    if len(env) > MAX_ENV_VARS:
-        raise SpecError(f"{len(env)} variables given; Vertex AI allows at most {MAX_ENV_VARS} "
-                        "per container, pass the rest in a file or as args")
+    check_env_names(env, service="Vertex AI", limit=MAX_ENV_VARS)
     return env
 
 
@@ -411,17 +385,12 @@ class VertexJob(Spec):
     @field_validator("project")
     @classmethod
     def _check_project(cls, value: str | None) -> str | None:
-        if value is None or _PROJECT_ID.match(value) or _PROJECT_NUMBER.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a Google Cloud project id; project ids are 6-30 "
-                        "lowercase letters, digits and hyphens starting with a letter")
+        return check_project(value)
 
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str) -> str:
-        if _REGION.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a Google Cloud region; write it like us-central1")
+        return check_region(value)
 
     @field_validator("image")
     @classmethod
@@ -522,25 +491,17 @@ class VertexJob(Spec):
     @field_validator("service_account")
     @classmethod
     def _check_service_account(cls, value: str | None) -> str | None:
-        if value is None or _EMAIL.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a service account; give its email, e.g. "
-                        "trainer@PROJECT.iam.gserviceaccount.com")
+        return check_service_account(value, example_user="trainer")
 
     @field_validator("labels", mode="before")
     @classmethod
     def _labels_as_text(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {scalar_text(k): scalar_text(v) for k, v in value.items()}
-        return value
+        return labels_as_text(value)
 
     @field_validator("labels")
     @classmethod
     def _sanitize_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        try:
-            return sanitize_labels(value)
-        except SpecError as exc:
-            raise SpecError(exc.reason) from None  # the field path comes from pydantic
+        return sanitized_labels(value)
 
     @field_validator("base_output_directory")
     @classmethod
