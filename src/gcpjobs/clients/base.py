@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from typing_extensions import Self
 
@@ -228,9 +228,26 @@ class SyncJobClientBase(Generic[Client]):
     a call (Ctrl-C) stops waiting; it does not cancel the job.
     """
 
-    def __init__(self, client: Client, *, thread_name: str) -> None:
-        self._async = client
-        self._loop = BackgroundLoop(thread_name)
+    # The async client class it wraps, and the name of its loop's thread.
+    async_client_type: ClassVar[Callable[..., Any]]
+    thread_name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        region: str = "us-central1",
+        target: Target | None = None,
+        transport: Transport = "grpc",
+        credentials_file: str | None = None,
+        poll_interval: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._async: Client = self.async_client_type(
+            project=project, region=region, target=target, transport=transport,
+            credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+        )
+        self._loop = BackgroundLoop(self.thread_name)
 
     @property
     def async_client(self) -> Client:

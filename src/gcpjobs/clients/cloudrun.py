@@ -29,7 +29,6 @@ from gcpjobs.clients.base import AsyncJobClientBase, SyncJobClientBase, Transpor
 from gcpjobs.clients.connection import client_info
 from gcpjobs.clients.convert import execution_to_status
 from gcpjobs.clients.retry import (
-    RetryPolicy,
     call_with_retry,
 )
 from gcpjobs.clients.target import Target
@@ -535,24 +534,8 @@ class CloudRunClient(SyncJobClientBase[AsyncCloudRunClient]):
     """`AsyncCloudRunClient` for scripts and notebooks: the same methods, blocking (see
     `SyncJobClientBase`)."""
 
-    def __init__(
-        self,
-        *,
-        project: str | None = None,
-        region: str = "us-central1",
-        target: Target | None = None,
-        transport: Transport = "grpc",
-        credentials_file: str | None = None,
-        poll_interval: float | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            AsyncCloudRunClient(
-                project=project, region=region, target=target, transport=transport,
-                credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
-            ),
-            thread_name="gcpjobs-cloud-run-client",
-        )
+    async_client_type = AsyncCloudRunClient
+    thread_name = "gcpjobs-cloud-run-client"
 
     def create(self, job: CloudRunJob, *, submission_id: str | None = None) -> JobStatus:
         return self._run(self._async.create(job, submission_id=submission_id))

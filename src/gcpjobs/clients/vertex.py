@@ -444,24 +444,8 @@ class VertexClient(SyncJobClientBase[AsyncVertexClient]):
     """`AsyncVertexClient` for scripts and notebooks: the same methods, blocking (see
     `SyncJobClientBase`)."""
 
-    def __init__(
-        self,
-        *,
-        project: str | None = None,
-        region: str = "us-central1",
-        target: Target | None = None,
-        transport: Transport = "grpc",
-        credentials_file: str | None = None,
-        poll_interval: float | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            AsyncVertexClient(
-                project=project, region=region, target=target, transport=transport,
-                credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
-            ),
-            thread_name="gcpjobs-vertex-client",
-        )
+    async_client_type = AsyncVertexClient
+    thread_name = "gcpjobs-vertex-client"
 
     def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
         return self._run(self._async.create(job, submission_id=submission_id))
