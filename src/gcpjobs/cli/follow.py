@@ -64,12 +64,10 @@ async def follow_job(client: JobClient, job: JobSpec, *, detach: bool) -> int:
                 highlight=False,
             )
             return 0
-        # A Cloud Run Job resource is deleted once its execution has ended, unless kept.
-        delete_job = job.kind == "cloud-run" and not getattr(job, "keep_job", True)
-        return await _follow(client, status, delete_job=delete_job)
+        return await _follow(client, job, status)
 
 
-async def _follow(client: JobClient, created: JobStatus, *, delete_job: bool) -> int:
+async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
     name = created.name
     line = _LiveLine(name)
     live = Live(line, console=err_console, refresh_per_second=8, transient=True)
@@ -136,11 +134,7 @@ async def _follow(client: JobClient, created: JobStatus, *, delete_job: bool) ->
                 await request
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-    if delete_job:
-        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
-
-        assert isinstance(client, AsyncCloudRunClient)
-        await client.delete_job(name)
+    await client.finish(job, name)  # e.g. a Cloud Run Job that is not kept is deleted
     print_result(console, result)
     return result.exit_code
 

@@ -199,6 +199,10 @@ class AsyncJobClientBase(Generic[Api]):
             policy, deadline=max(deadline - time.monotonic(), policy.initial)
         )
 
+    async def finish(self, job: Any, name: str) -> None:
+        """What is left to do once `name` (a run of `job`) has ended; nothing, unless the
+        service keeps a resource that only served this run."""
+
     # --------------------------------------------------------------------------- lifecycle
 
     async def close(self) -> None:

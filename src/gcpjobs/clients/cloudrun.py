@@ -515,10 +515,14 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         """Create the job, start it, wait for the execution to end, and delete the Job unless
         `job.keep_job`."""
         status = await self.create(job)
-        return await self.wait(
-            status.name, on_change=on_change, timeout=timeout, known=status,
-            delete_job=not job.keep_job,
-        )
+        result = await self.wait(status.name, on_change=on_change, timeout=timeout, known=status)
+        await self.finish(job, status.name)
+        return result
+
+    async def finish(self, job: CloudRunJob, name: str) -> None:
+        """Delete the Job of the execution `name` once it has ended, unless `job.keep_job`."""
+        if not job.keep_job:
+            await self.delete_job(name)
 
 
 async def _list_page(
