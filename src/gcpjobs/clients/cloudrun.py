@@ -36,13 +36,11 @@ from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.results import JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.states import JobState
-from gcpjobs.watch.events import StateChange
-from gcpjobs.watch.poll import wait_until_terminal
+from gcpjobs.watch.poll import OnChange, wait_until_terminal
 
 if TYPE_CHECKING:
     from gcpjobs.specs.cloudrun import CloudRunJob
 
-OnChange = Callable[[StateChange], Any]
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
@@ -53,13 +51,6 @@ _LOOKUP_PAGE_SIZE = 50
 def job_name_of(execution_name: str) -> str:
     """`projects/P/locations/L/jobs/J/executions/E` -> `projects/P/locations/L/jobs/J`."""
     return execution_name.split("/executions/", 1)[0]
-
-
-def region_of(name: str) -> str | None:
-    parts = name.split("/")
-    if len(parts) >= 4 and parts[0] == "projects" and parts[2] == "locations":
-        return parts[3]
-    return None
 
 
 # --------------------------------------------------------------------- transport adapters

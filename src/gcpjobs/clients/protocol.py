@@ -6,15 +6,12 @@ one shape; each client takes its own spec type in `create`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
 from gcpjobs.clients.target import Target
 from gcpjobs.results import JobResult, JobStatus
-from gcpjobs.watch.events import StateChange
-
-OnChange = Callable[[StateChange], Any]
+from gcpjobs.watch.poll import OnChange
 
 
 class JobClient(Protocol):

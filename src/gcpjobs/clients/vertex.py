@@ -39,10 +39,8 @@ from gcpjobs.results import JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.specs.vertex import VertexJob
 from gcpjobs.states import JobState
-from gcpjobs.watch.events import StateChange
-from gcpjobs.watch.poll import wait_until_terminal
+from gcpjobs.watch.poll import OnChange, wait_until_terminal
 
-OnChange = Callable[[StateChange], Any]
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
