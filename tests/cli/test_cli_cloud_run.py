@@ -98,6 +98,22 @@ def test_list_shows_both_kinds(tmp_path: Path, env: dict[str, str]) -> None:
     assert "vertex" in listed.stdout and "cloud-run" in listed.stdout
 
 
+def test_list_skips_a_kind_the_project_does_not_serve_unless_asked_for_it(
+    tmp_path: Path, env: dict[str, str], emulator: EmulatorProcess
+) -> None:
+    assert gcpjobs("run", str(python_job(tmp_path, "pass")), env=env).returncode == 0
+    emulator.inject_fault("Executions.ListExecutions", "permission_denied")
+    listed = gcpjobs("list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "vertex" in listed.stdout
+    assert "cloud-run jobs not listed: PERMISSION_DENIED" in listed.stderr
+
+    emulator.inject_fault("Executions.ListExecutions", "permission_denied")
+    asked = gcpjobs("list", "--kind", "cloud-run", env=env)
+    assert asked.returncode == 1
+    assert_one_line_error(asked, "PERMISSION_DENIED", "ListExecutions")
+
+
 def test_preview_of_a_cloud_run_job_is_the_create_job_request(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -180,6 +196,8 @@ def test_set_overrides_a_field_of_a_job_file(tmp_path: Path, env: dict[str, str]
         (["run"], ["job file", "--template"]),
         (["status", "x", "--kind", "batch"], ["batch", "cloud-run"]),
         (["list", "--kind", "cloud-run", "--filter", "state=x"], ["filter"]),
+        (["template", "show", "vertex", "--format", "xml"], ["xml", "yaml or json"]),
+        (["template", "generate", "no-such-job.yaml"], ["no-such-job.yaml"]),
     ],
 )
 def test_bad_template_and_kind_input_is_one_line_and_exit_2(

@@ -17,7 +17,7 @@ from gcpjobs.clients.cloudrun import AsyncCloudRunClient, CloudRunClient, job_na
 from gcpjobs.clients.retry import RetryPolicy
 from gcpjobs.clients.vertex import Transport
 from gcpjobs.emulator.process import EmulatorProcess
-from gcpjobs.errors import ApiError, JobNotFoundError
+from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError
 from gcpjobs.specs.cloudrun import CloudRunJob
 from gcpjobs.states import JobState
 from gcpjobs.watch.events import StateChange
@@ -153,7 +153,7 @@ async def test_unknown_execution_is_a_one_line_not_found(emulator: EmulatorProce
 @pytest.mark.parametrize("name", ["", "nodash", "projects/p/locations/l/jobs/j", "a/b-c"])
 def test_malformed_execution_names_are_refused(emulator: EmulatorProcess, name: str) -> None:
     client = client_for(emulator)
-    with pytest.raises(Exception, match="execution"):
+    with pytest.raises(GcpJobsError, match="execution"):
         client.resource_name(name)
 
 

@@ -42,6 +42,13 @@ FAULT_KINDS: dict[str, FaultKind] = {
         ),
         FaultKind("deadline_exceeded", grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
         FaultKind("internal", grpc.StatusCode.INTERNAL, "Internal error encountered."),
+        # What a project that has not enabled an API answers (not transient: never retried).
+        FaultKind(
+            "permission_denied",
+            grpc.StatusCode.PERMISSION_DENIED,
+            "Cloud Run Admin API has not been used in project gcpjobs-local before or it is "
+            "disabled.",
+        ),
     )
 }
 
