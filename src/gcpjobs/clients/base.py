@@ -7,13 +7,15 @@ Each client adds its transport adapters (`_api`) and its calls; this module know
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Coroutine
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from typing_extensions import Self
 
@@ -27,16 +29,74 @@ from gcpjobs.clients.retry import (
     server_message,
     to_api_error,
 )
-from gcpjobs.clients.target import Target, resolve_target
-from gcpjobs.errors import ApiError, GcpJobsError
+from gcpjobs.clients.target import (
+    EMULATOR_HOST_ENV,
+    Target,
+    configured_project,
+    resolve_target,
+)
+from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError
 from gcpjobs.results import JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL
 from gcpjobs.watch.poll import PollInterval
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 Transport = Literal["grpc", "rest"]
 T = TypeVar("T")
 
 logger = logging.getLogger("gcpjobs.clients")
+
+
+# Gets that `statuses` sends at once for jobs a listing did not show (normally jobs that have
+# just ended): enough to keep up when many end together, few enough not to hit read quotas.
+_GET_CONCURRENCY = 8
+
+
+async def statuses_by_listing(
+    names: Collection[str],
+    *,
+    scope_of: Callable[[str], str],
+    listing: Callable[[str], AsyncGenerator[list[JobStatus], None]],
+    get: Callable[[str], Awaitable[JobStatus]],
+) -> dict[str, JobStatus]:
+    """The status of each of `names` (full resource names) with as few calls as possible.
+
+    Names are grouped by `scope_of(name)` (a list call's parent); `listing(scope)` yields that
+    scope's pages, and is read only until every wanted name has been seen. Names no listing
+    showed get one `get(name)` each; those that do not exist (NOT_FOUND) are left out of the
+    result. Other errors propagate (ApiError, after the client's retries).
+    """
+    scopes: dict[str, set[str]] = {}
+    for name in names:
+        scopes.setdefault(scope_of(name), set()).add(name)
+    found: dict[str, JobStatus] = {}
+    for scope, wanted in scopes.items():
+        pages = listing(scope)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                found.update((status.name, status) for status in page if status.name in wanted)
+                if wanted <= found.keys():
+                    break
+    missing = [name for wanted in scopes.values() for name in wanted if name not in found]
+    limit = asyncio.Semaphore(_GET_CONCURRENCY)
+
+    async def fetch(name: str) -> JobStatus | None:
+        async with limit:
+            try:
+                return await get(name)
+            except JobNotFoundError:
+                return None
+
+    # Every Get finishes before the first error (if any) is raised: none is left running.
+    fetched = await asyncio.gather(*(fetch(name) for name in missing), return_exceptions=True)
+    for name, outcome in zip(missing, fetched, strict=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is not None:
+            found[name] = outcome
+    return found
 
 
 class ClosableApi(Protocol):
@@ -50,8 +110,11 @@ class AsyncJobClientBase(Generic[Api]):
     """Settings and plumbing of an async job client; `Api` is its transport adapter type.
 
     `project`/`credentials_file` are used when the target is resolved (lazily, on first use,
-    unless `target` is given). `poll_interval` fixes the delay between polls in `wait()`;
-    by default polling starts fast and slows down (see `watch.poll.PollInterval`).
+    unless `target` is given). `credentials` (a `google.auth.credentials.Credentials`) is used
+    on GCP instead of loading a key file or Application Default Credentials, for callers that
+    already hold credentials (impersonation, workload identity, a Prefect block); it is never
+    needed for an emulator, and never logged. `poll_interval` fixes the delay between polls in
+    `wait()`; by default polling starts fast and slows down (see `watch.poll.PollInterval`).
     """
 
     def __init__(
@@ -64,6 +127,7 @@ class AsyncJobClientBase(Generic[Api]):
         credentials_file: str | None = None,
         poll_interval: float | None = None,
         retry: RetryPolicy | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         if transport not in ("grpc", "rest"):
             raise GcpJobsError(f"transport {transport!r} is not supported; use 'grpc' or 'rest'")
@@ -73,6 +137,7 @@ class AsyncJobClientBase(Generic[Api]):
         self.region = region
         self.transport: Transport = transport
         self.credentials_file = credentials_file
+        self.credentials = credentials
         self.poll_interval = poll_interval
         self._retry = retry
         self._target = target
@@ -86,11 +151,26 @@ class AsyncJobClientBase(Generic[Api]):
         """Where requests go; resolved on first use (may start the embedded emulator)."""
         with self._target_lock:
             if self._target is None:
-                self._target = resolve_target(
-                    project=self.project, credentials_file=self.credentials_file
-                )
+                self._target = self._resolve_target()
                 logger.debug("gcpjobs target: %s", self._target.describe())
             return self._target
+
+    def _resolve_target(self) -> Target:
+        """`resolve_target` with this client's settings. Credentials given as an object mean
+        GCP, as a key file does: they never fall back to the embedded emulator, and when no
+        project is configured, theirs (a service account's `project_id`) is used."""
+        if self.credentials is None:
+            return resolve_target(project=self.project, credentials_file=self.credentials_file)
+        project = self.project
+        pointed_at_emulator = bool(os.environ.get(EMULATOR_HOST_ENV))
+        if project is None and not pointed_at_emulator and not configured_project(
+            self.credentials_file
+        ):
+            own = getattr(self.credentials, "project_id", None)
+            project = own if isinstance(own, str) and own else None
+        return resolve_target(
+            project=project, credentials_file=self.credentials_file, start_embedded=False
+        )
 
     async def _resolved_target(self) -> Target:
         if self._target is not None:
@@ -246,10 +326,12 @@ class SyncJobClientBase(Generic[Client]):
         credentials_file: str | None = None,
         poll_interval: float | None = None,
         retry: RetryPolicy | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self._async: Client = self.async_client_type(
             project=project, region=region, target=target, transport=transport,
             credentials_file=credentials_file, poll_interval=poll_interval, retry=retry,
+            credentials=credentials,
         )
         self._loop = BackgroundLoop(self.thread_name)
 
@@ -266,6 +348,9 @@ class SyncJobClientBase(Generic[Client]):
 
     def get(self, name: str) -> JobStatus:
         return self._run(self._async.get(name))
+
+    def statuses(self, names: Collection[str]) -> dict[str, JobStatus]:
+        return self._run(self._async.statuses(names))
 
     def cancel(self, name: str) -> None:
         self._run(self._async.cancel(name))

@@ -19,13 +19,25 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+)
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gcpjobs.clients.base import AsyncJobClientBase, SyncJobClientBase, Transport
+from gcpjobs.clients.base import (
+    AsyncJobClientBase,
+    SyncJobClientBase,
+    Transport,
+    statuses_by_listing,
+)
 from gcpjobs.clients.connection import client_info
 from gcpjobs.clients.convert import execution_to_status
 from gcpjobs.clients.retry import (
@@ -46,6 +58,8 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _LOOKUP_PAGE_SIZE = 50
+# `statuses` pages: the most executions one ListExecutions call returns on the emulator.
+_STATUS_PAGE_SIZE = 100
 
 
 def job_name_of(execution_name: str) -> str:
@@ -301,6 +315,7 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             lambda credentials: _run_api(target, self.transport, credentials),
             credentials_file=target.credentials_file,
             needs_credentials=not target.is_emulator,
+            credentials=self.credentials,
         )
 
     async def _call(
@@ -431,18 +446,46 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         """Executions, newest first: of one job (its id), or of every job in the region."""
         target = await self._resolved_target()
         parent = f"projects/{target.project}/locations/{region or self.region}/jobs/{job or '-'}"
+        pages = self._pages(parent, page_size or 0)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                for status in page:
+                    yield status
+
+    async def _pages(
+        self, parent: str, page_size: int
+    ) -> AsyncGenerator[builtins.list[JobStatus], None]:
+        """ListExecutions under `parent` (a job, or `.../jobs/-` for all), newest first, one
+        page per call (each with its own retries)."""
         token = ""
         timeout = self.retry_policy.call_timeout
         while True:
             executions, token = await self._call(
                 "ListExecutions",
-                functools.partial(_list_page, parent=parent, page_size=page_size or 0,
+                functools.partial(_list_page, parent=parent, page_size=page_size,
                                   page_token=token, timeout=timeout),
             )
-            for execution in executions:
-                yield execution_to_status(execution)
+            yield [execution_to_status(execution) for execution in executions]
             if not token:
                 return
+
+    async def statuses(self, names: Collection[str]) -> dict[str, JobStatus]:
+        """The current status of each of these executions, with as few API calls as possible.
+
+        `names` are executions' full resource names (a bare id is taken as in `get`; the
+        result is keyed by full name). Per project and region, ListExecutions of every job
+        (`.../jobs/-`, newest first) is read page by page only until all of that region's
+        names have been seen, ended ones included; a name not seen by the last page gets one
+        GetExecution. Names missing from the result do not exist (their Job was deleted, or
+        they never did).
+        """
+        await self._resolved_target()
+        return await statuses_by_listing(
+            [self.resource_name(name) for name in names],
+            scope_of=lambda name: f"{name.split('/jobs/', 1)[0]}/jobs/-",
+            listing=lambda parent: self._pages(parent, _STATUS_PAGE_SIZE),
+            get=self.get,
+        )
 
     async def cancel(self, name: str) -> None:
         """Ask the service to cancel the execution; it ends CANCELLED later (see `wait`)."""

@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gcpjobs.errors import GcpJobsError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 T = TypeVar("T")
 Api = TypeVar("Api")
@@ -28,6 +31,15 @@ def client_info() -> Any:
     from gcpjobs import __version__
 
     return ClientInfo(user_agent=f"gcpjobs/{__version__}")
+
+
+def scoped(credentials: Any) -> Any:
+    """Caller-given credentials with the cloud-platform scope, if they take scopes and have none
+    (a service account's credentials made without scopes cannot get a token otherwise);
+    anything else is returned as it is."""
+    from google.auth.credentials import with_scopes_if_required
+
+    return with_scopes_if_required(credentials, [CLOUD_PLATFORM_SCOPE])
 
 
 def load_credentials(credentials_file: str | None) -> Any:
@@ -87,8 +99,14 @@ class LoopBoundApis(Generic[Api]):
         *,
         credentials_file: str | None,
         needs_credentials: bool,
+        credentials: Credentials | None = None,
     ) -> Api:
-        """The adapter for `endpoint`, built by `build(credentials)` on first use."""
+        """The adapter for `endpoint`, built by `build(credentials)` on first use.
+
+        `credentials`, when given (a caller's own object), is used as it is (scoped if it must
+        be); otherwise the key file or Application Default Credentials are loaded, once. With
+        `needs_credentials=False` (an emulator) neither is touched.
+        """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._apis = {}
@@ -96,7 +114,10 @@ class LoopBoundApis(Generic[Api]):
         api = self._apis.get(endpoint)
         if api is None:
             if needs_credentials and self._credentials is None:
-                self._credentials = await asyncio.to_thread(load_credentials, credentials_file)
+                if credentials is not None:
+                    self._credentials = scoped(credentials)
+                else:
+                    self._credentials = await asyncio.to_thread(load_credentials, credentials_file)
             api = build(self._credentials if needs_credentials else None)
             self._apis[endpoint] = api
         return api

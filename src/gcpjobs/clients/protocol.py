@@ -6,12 +6,13 @@ one shape; each client takes its own spec type in `create`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from types import TracebackType
 from typing import Any, Protocol
 
 from gcpjobs.clients.target import Target
 from gcpjobs.results import JobResult, JobStatus
-from gcpjobs.watch.poll import OnChange
+from gcpjobs.watch.poll import OnChange, PollInterval
 
 
 class JobClient(Protocol):
@@ -23,6 +24,13 @@ class JobClient(Protocol):
     async def create(self, job: Any, *, submission_id: str | None = None) -> JobStatus: ...
 
     async def get(self, name: str, /) -> JobStatus: ...
+
+    async def statuses(self, names: Collection[str], /) -> dict[str, JobStatus]:
+        """The current status of each of these jobs (full resource names), with as few API
+        calls as possible; names missing from the result do not exist."""
+        ...
+
+    def poll_schedule(self) -> PollInterval: ...
 
     async def cancel(self, name: str, /) -> None: ...
 

@@ -1,0 +1,358 @@
+"""One watcher per process: many jobs followed with few API calls.
+
+`wait_until_terminal` (watch/poll.py) polls one job with one Get per poll. A process that
+waits on hundreds of jobs at once (the Prefect worker) would make hundreds of calls per
+cycle and soon meet Vertex's read quota (600 a minute per region). A `JobWatcher` runs one
+poll task per client instead: each cycle asks `client.statuses(every watched name)` once
+(one list call per region, plus a Get for each job that has just ended; see the clients)
+and hands each status to the waiters on that job.
+
+The waiters report in their own tasks: the poll task only puts a status in a waiter's inbox
+when that waiter has not yet seen its state, and the waiter's `wait()` call runs its
+`on_change` callback. So a slow callback delays only its own job's reports, one that raises
+ends only its own wait, and a cancelled wait simply leaves.
+
+    watcher = default_watcher()           # one per event loop, shared by integrations
+    result = await watcher.wait(client, status.name, known=status, on_change=print)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from gcpjobs.errors import GcpJobsError, JobNotFoundError
+from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.states import JobState
+from gcpjobs.watch.events import StateChange
+from gcpjobs.watch.poll import OnChange, PollInterval, WaitTimeoutError, notify
+
+if TYPE_CHECKING:
+    from gcpjobs.clients.protocol import JobClient
+
+logger = logging.getLogger(__name__)
+
+# Consecutive failed `statuses()` calls (each already retried by the client) after which the
+# waiters of that client fail with the last error: an outage of a few cycles only delays them.
+FAILURE_LIMIT = 10
+
+_Delivery = JobStatus | BaseException  # what a waiter's inbox holds
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """One pending `wait()`: its inbox, and the last state put in it (so each state once)."""
+
+    inbox: asyncio.Queue[_Delivery]
+    last_state: JobState | None
+
+    def offer(self, status: JobStatus) -> bool:
+        """Hand `status` over if its state is new to this waiter; whether it was."""
+        if status.state is self.last_state:
+            return False
+        self.last_state = status.state
+        self.inbox.put_nowait(status)
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        self.inbox.put_nowait(error)
+
+
+class _ClientPoll:
+    """The poll task of one client, and the waiters that follow jobs through it.
+
+    Times are the event loop's clock. `next_poll` is when the next cycle is due: a new
+    waiter brings it forward (at once if its job has not been observed yet, else `fast`
+    from now) and sets `wake`, so a loop asleep for a long interval notices.
+    """
+
+    def __init__(
+        self, watcher: JobWatcher, client: JobClient, interval: PollInterval | None
+    ) -> None:
+        self.watcher = watcher
+        self.client = client
+        self.interval = interval
+        self.waiters: dict[str, list[_Waiter]] = {}
+        self.wake = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.next_poll = 0.0  # the first cycle is due at once
+        self.delay = interval.fast if interval else 0.0  # set by `_run` once the schedule is known
+        self.failures = 0
+        self.task = self.loop.create_task(self._run(), name=f"gcpjobs-watch-{id(client):x}")
+
+    # --------------------------------------------------------------------------- waiters
+
+    def add(self, name: str, waiter: _Waiter, *, observed: bool) -> None:
+        self.waiters.setdefault(name, []).append(waiter)
+        # A new job changes soon (it was just submitted): poll fast again. Its first
+        # observation, unless the caller had one, is due at once. (Before the schedule is
+        # known the first cycle is due at once anyway.)
+        if self.interval is not None:
+            self.delay = self.interval.fast
+            soon = self.loop.time() + (self.delay if observed else 0.0)
+            self.next_poll = min(self.next_poll, soon)
+            self.wake.set()
+
+    def remove(self, name: str, waiter: _Waiter) -> None:
+        waiters = self.waiters.get(name)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self.waiters[name]
+        if not self.waiters:
+            self.wake.set()  # nothing left to watch: let the task end now, not after its sleep
+
+    def fail_all(self, error: BaseException) -> None:
+        waiters, self.waiters = self.waiters, {}
+        for name_waiters in waiters.values():
+            for waiter in name_waiters:
+                waiter.fail(error)
+
+    # ---------------------------------------------------------------------------- polling
+
+    async def _run(self) -> None:
+        try:
+            if self.interval is None:
+                # May resolve the client's target (and start the embedded emulator): a thread.
+                self.interval = await asyncio.to_thread(self.client.poll_schedule)
+                self.delay = self.interval.fast
+            while self.waiters:
+                pause = self.next_poll - self.loop.time()
+                if pause > 0:
+                    self.wake.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), pause)
+                    continue
+                self.next_poll = math.inf  # waiters added during the cycle bring it forward
+                changed = await self._cycle()
+                self.delay = self.interval.fast if changed else self.interval.after(self.delay)
+                self.next_poll = min(self.next_poll, self.loop.time() + self.delay)
+        except Exception as error:  # a target that cannot be resolved, or a bug: never hang
+            logger.exception("the gcpjobs watcher of %r stopped", self.client)
+            self.fail_all(error)
+        finally:
+            # No await between the last `while self.waiters` and this: a wait() either joined
+            # this task in time or finds none and starts a new one.
+            self.watcher._ended(self)
+
+    async def _cycle(self) -> bool:
+        """One `statuses()` call for every watched job, handed to its waiters; whether any
+        waiter saw a change (a failed call counts as none, so the next cycle backs off)."""
+        names = list(self.waiters)
+        self.watcher._calls += 1
+        try:
+            found = await self.client.statuses(names)
+        except Exception as error:
+            self.failures += 1
+            if self.failures >= self.watcher.failure_limit:
+                logger.error(
+                    "status poll of %d job(s) failed %d times in a row; their waits fail: %s",
+                    len(names), self.failures, error,
+                )
+                self.fail_all(error)
+            else:
+                logger.warning(
+                    "status poll of %d job(s) failed (%d in a row; waits fail after %d); "
+                    "polling again: %s", len(names), self.failures, self.watcher.failure_limit,
+                    error,
+                )
+            return False
+        self.failures = 0
+        changed = False
+        for name in names:
+            waiters = self.waiters.get(name)
+            if not waiters:
+                continue  # its waiters left while the call was out
+            status = found.get(name)
+            if status is None:
+                missing = JobNotFoundError(
+                    "NOT_FOUND",
+                    f"job {name} does not exist (it was deleted, or never existed); check the "
+                    "name, project and region",
+                )
+                for waiter in self.waiters.pop(name):
+                    waiter.fail(missing)
+                changed = True
+                continue
+            for waiter in waiters:
+                changed = waiter.offer(status) or changed
+            if status.is_terminal:
+                del self.waiters[name]  # its waiters finish from their inboxes
+        return changed
+
+
+class JobWatcher:
+    """Follows many jobs with one `statuses()` call per cycle and client (see the module).
+
+    `interval` overrides every client's own `poll_schedule()`: fast after a new job or a
+    change, slower (×growth, up to the cap) while nothing changes. After `failure_limit`
+    consecutive failed polls of one client, the waits through it fail with the last error.
+    Use it from one event loop (`default_watcher()` gives one per loop).
+    """
+
+    def __init__(
+        self, *, interval: PollInterval | None = None, failure_limit: int = FAILURE_LIMIT
+    ) -> None:
+        if failure_limit < 1:
+            raise GcpJobsError(f"failure_limit must be at least 1, got {failure_limit}")
+        self._interval = interval
+        self.failure_limit = failure_limit
+        self._polls: dict[int, _ClientPoll] = {}  # by id(client); each holds its client
+        self._calls = 0
+        self._closed = False
+
+    @property
+    def calls(self) -> int:
+        """How many `statuses()` calls this watcher has made (for tests and benchmarks)."""
+        return self._calls
+
+    @property
+    def watched(self) -> int:
+        """How many jobs it follows now (a job waited on through two clients counts twice)."""
+        return sum(len(poll.waiters) for poll in self._polls.values())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def wait(
+        self,
+        client: JobClient,
+        name: str,
+        *,
+        on_change: OnChange | None = None,
+        known: JobStatus | None = None,
+        timeout: float | None = None,
+    ) -> JobResult:
+        """Wait until job `name` (through `client`) ends, reporting every state change seen.
+
+        As `wait_until_terminal`: `on_change` (sync or async) gets a `StateChange` for the
+        first observation (`known`, when the caller has one, e.g. the create's reply) and for
+        every change after it, in order, each callback returning before the next report.
+        `timeout` raises `WaitTimeoutError` and leaves the job running. Cancelling the
+        awaiting task only ends this wait. A job that does not exist raises
+        `JobNotFoundError`; a callback's exception ends this wait only.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        if self._closed:
+            raise GcpJobsError("this JobWatcher is closed; create a new one or use default_watcher()")
+        if known is not None and known.is_terminal:  # nothing to poll for
+            await notify(on_change, _change(None, known))
+            return JobResult(known)
+        full = await _full_name(client, name)
+        waiter = _Waiter(asyncio.Queue(), known.state if known else None)
+        poll = self._poll_for(client, loop)
+        poll.add(full, waiter, observed=known is not None)
+        last: JobStatus | None = None
+        first = known
+        try:
+            while True:
+                if first is not None:
+                    delivery: _Delivery = first
+                    first = None
+                else:
+                    delivery = await _next(waiter, deadline, full, last, timeout)
+                if isinstance(delivery, BaseException):
+                    raise delivery
+                change = _change(last, delivery)
+                last = delivery
+                try:
+                    await notify(on_change, change)
+                except Exception as error:
+                    logger.info("on_change for %s raised %r; that wait ends with it", full, error)
+                    raise
+                if delivery.is_terminal:
+                    return JobResult(delivery)
+        finally:
+            poll.remove(full, waiter)
+
+    def _poll_for(self, client: JobClient, loop: asyncio.AbstractEventLoop) -> _ClientPoll:
+        """The running poll of `client`, or a new one (no await here: see `_ClientPoll._run`)."""
+        if self._closed:
+            raise GcpJobsError("this JobWatcher is closed; create a new one or use default_watcher()")
+        if any(poll.loop is not loop for poll in self._polls.values()):
+            raise GcpJobsError(
+                "this JobWatcher is polling on another event loop; use one watcher per loop "
+                "(default_watcher())"
+            )
+        poll = self._polls.get(id(client))
+        if poll is None:
+            poll = self._polls[id(client)] = _ClientPoll(self, client, self._interval)
+        return poll
+
+    def _ended(self, poll: _ClientPoll) -> None:
+        if self._polls.get(id(poll.client)) is poll:
+            del self._polls[id(poll.client)]
+
+    async def aclose(self) -> None:
+        """Stop polling. Pending waits raise `GcpJobsError`; their jobs keep running."""
+        self._closed = True
+        polls = list(self._polls.values())
+        closed = GcpJobsError(
+            "the job watcher was closed while waiting; the job was left running (wait for it "
+            "again, or cancel it)"
+        )
+        for poll in polls:
+            poll.fail_all(closed)
+            poll.task.cancel()
+        await asyncio.gather(*(poll.task for poll in polls), return_exceptions=True)
+
+
+def _change(last: JobStatus | None, status: JobStatus) -> StateChange:
+    return StateChange(
+        name=status.name,
+        previous=None if last is None else last.state,
+        current=status.state,
+        at=status.update_time,
+        observed_at=datetime.now(timezone.utc),
+        status=status,
+    )
+
+
+async def _full_name(client: JobClient, name: str) -> str:
+    """The job's full resource name: what `statuses()` keys its answer by. A bare id needs the
+    client's project, whose lookup may block, so it is done in a thread."""
+    if name.startswith("projects/"):
+        return client.resource_name(name)
+    return await asyncio.to_thread(client.resource_name, name)
+
+
+async def _next(
+    waiter: _Waiter, deadline: float | None, name: str, last: JobStatus | None,
+    timeout: float | None,
+) -> _Delivery:
+    """The waiter's next delivery, by the wait's deadline (one already there wins)."""
+    if not waiter.inbox.empty() or deadline is None:
+        return await waiter.inbox.get()
+    remaining = deadline - asyncio.get_running_loop().time()
+    try:
+        if remaining <= 0:
+            raise asyncio.TimeoutError
+        return await asyncio.wait_for(waiter.inbox.get(), remaining)
+    except asyncio.TimeoutError:
+        raise WaitTimeoutError(name, last.state if last else None, float(timeout or 0)) from None
+
+
+_DEFAULT_WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, JobWatcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def default_watcher() -> JobWatcher:
+    """The running event loop's shared watcher (made on first use; a closed one is replaced),
+    so that the CLI, integrations and user code polling the same jobs share their calls."""
+    loop = asyncio.get_running_loop()
+    watcher = _DEFAULT_WATCHERS.get(loop)
+    if watcher is None or watcher.closed:
+        watcher = _DEFAULT_WATCHERS[loop] = JobWatcher()
+    return watcher
+
+
+__all__ = ["FAILURE_LIMIT", "JobWatcher", "default_watcher"]
