@@ -8,6 +8,7 @@ gRPC and once over REST.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,20 @@ async def async_job_client(emulator: EmulatorProcess) -> AsyncIterator[aiplatfor
     )
     yield client
     await channel.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real, temporary Prefect server (Prefect's own test harness) for the whole session;
+    yields its API URL. Prefect's settings point at it for the rest of the session, in this
+    process; processes started from here get it through their environment (the workers put
+    PREFECT_API_URL in each job's env)."""
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # no network here
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        url = PREFECT_API_URL.value()
+        assert url, "the Prefect test harness did not set PREFECT_API_URL"
+        yield str(url)
