@@ -9,18 +9,23 @@ with the code, as with any Prefect deployment).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from prefect import flow
 
 HERE = Path(__file__).resolve().parent
+# Vertex pools need an image (as prefect-gcp's do); against the emulator any name will do, on
+# Google Cloud it must have Prefect installed.
+IMAGE = os.environ.get("PREFECT_JOB_IMAGE", "prefecthq/prefect:3-latest")
 
 
 def main(pool: str) -> None:
     for name in ("hello", "fails", "sleeps"):
         deployed = flow.from_source(source=str(HERE), entrypoint=f"flows.py:{name}")
-        deployed.deploy(name=name, work_pool_name=pool, build=False, push=False)  # type: ignore[attr-defined]
+        deployed.deploy(name=name, work_pool_name=pool, build=False, push=False,  # type: ignore[attr-defined]
+                        job_variables={"image": IMAGE}, print_next_steps=False)
 
 
 if __name__ == "__main__":

@@ -422,13 +422,14 @@ async def test_the_job_documents_kind_must_match_the_pool() -> None:
 
 async def test_client_options_without_credentials() -> None:
     configuration = await configure(VertexJobConfiguration, vertex_values(
-        project="job-project", region="europe-west4"))
+        project="job-project", region="europe-west4", job_watch_poll_interval=7.5))
     assert configuration.client_options() == {
         "project": "job-project", "region": "europe-west4", "credentials": None,
-        "credentials_file": None}
+        "credentials_file": None, "poll_interval": 7.5}
     default = await configure(CloudRunJobConfiguration, {})
     assert default.client_options() == {"project": None, "region": "us-central1",
-                                        "credentials": None, "credentials_file": None}
+                                        "credentials": None, "credentials_file": None,
+                                        "poll_interval": None}
 
 
 async def test_client_options_take_the_project_from_the_credentials_block() -> None:

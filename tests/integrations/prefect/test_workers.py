@@ -22,13 +22,19 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import InfrastructureNotFound
 from prefect.states import Cancelling
 from prefect.workers.base import BaseWorker
 
 from gcpjobs.clients.target import EMULATOR_HOST_ENV, EMULATOR_PROJECT
 from gcpjobs.emulator.process import EmulatorProcess
+from gcpjobs.errors import GcpJobsError
 from gcpjobs.integrations.prefect import CloudRunWorker, VertexWorker
-from gcpjobs.integrations.prefect.worker import CANCEL_POLL_ENV, GcpJobsWorker
+from gcpjobs.integrations.prefect.worker import (
+    CANCEL_POLL_ENV,
+    GcpJobsWorker,
+    cancel_poll_seconds,
+)
 from tests.waiting import wait_for, wait_for_async
 
 pytestmark = pytest.mark.timeout(240)
@@ -299,3 +305,69 @@ def _count(requests: dict[str, Any], method: str) -> int:
     """Calls of `method` ("CreateJob") in the emulator's counters ("Jobs.CreateJob": n)."""
     return sum(int(count) for key, count in requests.items()
                if key.rsplit(".", 1)[-1] == method)
+
+
+async def test_example_deploy_script_deploys_to_a_gcpjobs_pool(
+        prefect_env: str, prefect: PrefectClient) -> None:
+    """examples/prefect/deploy.py, as its README has users run it."""
+    pool = f"example-pool-{uuid.uuid4().hex[:8]}"
+    await prefect.create_work_pool(WorkPoolCreate(
+        name=pool, type=VertexWorker.type,
+        base_job_template=VertexWorker.get_default_base_job_template()))
+    done = subprocess.run([sys.executable, str(EXAMPLE_DIR / "deploy.py"), pool],
+                          env={**os.environ, "PREFECT_API_URL": prefect_env},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    deployment = await prefect.read_deployment_by_name("hello/hello")
+    assert deployment.work_pool_name == pool
+    assert deployment.entrypoint == "flows.py:hello"
+    assert deployment.job_variables == {"image": "prefecthq/prefect:3-latest"}
+
+
+# ------------------------------------------------------------------------------ kill, settings
+
+
+@pytest.mark.parametrize("worker_type", WORKERS, ids=lambda w: w.type)
+async def test_killing_a_job_that_is_gone_is_infrastructure_not_found(
+        worker_type: type[GcpJobsWorker], prefect_env: str) -> None:
+    configuration = await worker_type.job_configuration.from_template_and_values(
+        worker_type.get_default_base_job_template(), {"image": "prefecthq/prefect:3-latest"})
+    missing = (f"{LOCATION}/customJobs/4242424242" if worker_type is VertexWorker
+               else f"{LOCATION}/jobs/gone-job/executions/gone-job-abcde")
+    worker = worker_type(work_pool_name="unused")
+    with pytest.raises(InfrastructureNotFound, match="was not found"):
+        await worker.kill_infrastructure(missing, configuration)
+
+
+async def test_killing_a_job_that_has_ended_is_infrastructure_not_found(
+        prefect_env: str, emulator: EmulatorProcess) -> None:
+    from gcpjobs.clients.vertex import AsyncVertexClient
+    from gcpjobs.specs.vertex import VertexJob
+
+    async with AsyncVertexClient() as client:
+        ended = await client.run(VertexJob(name="ends", image="python:3.11",
+                                           command=[sys.executable, "-c", "pass"]))
+    assert ended.succeeded
+    configuration = await VertexWorker.job_configuration.from_template_and_values(
+        VertexWorker.get_default_base_job_template(), {"image": "prefecthq/prefect:3-latest"})
+    with pytest.raises(InfrastructureNotFound, match="has already ended"):
+        await VertexWorker(work_pool_name="unused").kill_infrastructure(ended.name, configuration)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
+def test_a_bad_cancel_poll_interval_is_one_line(value: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CANCEL_POLL_ENV, value)
+    with pytest.raises(GcpJobsError) as caught:
+        cancel_poll_seconds()
+    message = str(caught.value)
+    assert "\n" not in message and CANCEL_POLL_ENV in message and "above 0" in message
+
+
+def test_the_cancel_poll_interval_is_read_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CANCEL_POLL_ENV, "0.25")
+    assert cancel_poll_seconds() == 0.25
+    monkeypatch.delenv(CANCEL_POLL_ENV)
+    assert cancel_poll_seconds() == 2.0

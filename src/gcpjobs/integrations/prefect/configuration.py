@@ -173,7 +173,8 @@ class GcpJobsJobConfiguration(BaseJobConfiguration):
     credentials: GcpJobsCredentials | None = Field(
         default=None, description="How to authenticate; unset: Application Default Credentials.")
     job_watch_poll_interval: float | None = Field(
-        default=None, gt=0, description="prefect-gcp's polling interval, in seconds.")
+        default=None, gt=0, description="Seconds between the watcher's checks of the jobs' "
+                                         "states (prefect-gcp's name); None lets it adapt.")
 
     def __init__(self, /, **data: Any) -> None:
         for name in ("env", "labels"):
@@ -282,7 +283,9 @@ class GcpJobsJobConfiguration(BaseJobConfiguration):
         else the credentials block's, else its key's; None lets the client find the
         configured one), `region`, `credentials` (google-auth credentials from the block, the
         same object for the same key on every call; None: Application Default Credentials)
-        and `credentials_file` (always None: a key file is read here, into `credentials`).
+        `credentials_file` (always None: a key file is read here, into `credentials`) and
+        `poll_interval` (`job_watch_poll_interval`: the shared watcher's interval for this
+        client's jobs; None lets it adapt).
 
         Needs only the job document and the block, not `to_spec`: cancelling a job must work
         even for a configuration that no longer validates. CredentialsError (one line) for a
@@ -297,6 +300,7 @@ class GcpJobsJobConfiguration(BaseJobConfiguration):
             "region": str(region),
             "credentials": credentials,
             "credentials_file": None,
+            "poll_interval": self.job_watch_poll_interval,
         }
 
 

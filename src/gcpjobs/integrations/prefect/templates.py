@@ -76,9 +76,10 @@ _JOB_WATCH_POLL_INTERVAL: dict[str, Any] = {
     "title": "Poll Interval (Seconds)",
     "type": "number",
     "exclusiveMinimum": 0,
-    "description": "prefect-gcp's polling interval. gcpjobs workers follow all their jobs "
-                   "with one shared watcher (one list call per region, not one get per job); "
-                   "unset lets it choose, quick at first and slower for long jobs.",
+    "description": "Seconds between checks of the jobs' states (prefect-gcp's name). gcpjobs "
+                   "workers follow all the jobs of a pool with one shared watcher: one list "
+                   "call per region each interval, not one get per job. Unset lets it adapt: "
+                   "quick right after a change, slower while nothing happens.",
 }
 
 _ENV_NOTE = {

@@ -157,8 +157,11 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
     """
 
     kind: ClassVar[str]
-    # (module, class) of the async client, imported off the event loop at setup.
+    # (module, class) of the async client.
     client_class: ClassVar[tuple[str, str]]
+    # What the first submission would import: imported off the event loop at setup, since
+    # the Google client libraries take most of a second to load.
+    preloaded_modules: ClassVar[tuple[str, ...]]
     service_name: ClassVar[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -176,8 +179,8 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
 
     async def setup(self) -> None:
         await super().setup()
-        # The Google client libraries take most of a second to import: not on the loop.
-        await asyncio.to_thread(importlib.import_module, self.client_class[0])
+        for module in (self.client_class[0], *self.preloaded_modules):
+            await asyncio.to_thread(importlib.import_module, module)
         self._cancellation = CancellationWatch(
             lambda: self.client, self._on_cancelling, cancel_poll_seconds())
 
@@ -312,6 +315,8 @@ class VertexWorker(GcpJobsWorker):
     kind = "vertex"
     service_name = "Vertex AI"
     client_class = ("gcpjobs.clients.vertex", "AsyncVertexClient")
+    preloaded_modules = ("gcpjobs.requests.vertex",
+                         "google.cloud.aiplatform_v1.services.job_service")
     job_configuration = VertexJobConfiguration
     _display_name = "Vertex AI (gcpjobs)"
     _description = (
@@ -329,6 +334,8 @@ class CloudRunWorker(GcpJobsWorker):
     kind = "cloud-run"
     service_name = "Cloud Run"
     client_class = ("gcpjobs.clients.cloudrun", "AsyncCloudRunClient")
+    preloaded_modules = ("gcpjobs.requests.cloudrun", "google.cloud.run_v2.services.jobs",
+                         "google.cloud.run_v2.services.executions")
     job_configuration = CloudRunJobConfiguration
     _display_name = "Cloud Run (gcpjobs)"
     _description = (
