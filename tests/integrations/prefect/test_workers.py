@@ -371,3 +371,14 @@ def test_the_cancel_poll_interval_is_read_from_the_environment(
     assert cancel_poll_seconds() == 0.25
     monkeypatch.delenv(CANCEL_POLL_ENV)
     assert cancel_poll_seconds() == 2.0
+
+
+def test_the_credentials_block_type_registers_with_prefects_cli(prefect_server: str) -> None:
+    """`prefect block register -m gcpjobs.integrations.prefect.credentials`, as the docs say."""
+    prefect_cli = Path(sys.executable).parent / "prefect"
+    done = subprocess.run(
+        [str(prefect_cli), "block", "register", "-m", "gcpjobs.integrations.prefect.credentials"],
+        env={**os.environ, "PREFECT_API_URL": prefect_server}, capture_output=True, text=True,
+        timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "gcpjobs Credentials" in done.stdout
