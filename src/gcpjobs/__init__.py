@@ -31,6 +31,13 @@ _EXPORTS: dict[str, str] = {
     "SpecError": "gcpjobs.errors",
     "ApiError": "gcpjobs.errors",
     "JobNotFoundError": "gcpjobs.errors",
+    "RemoteStepError": "gcpjobs.errors",
+    "RemoteFunction": "gcpjobs.steps.remote",
+    "remote": "gcpjobs.steps.remote",
+    "run_remote": "gcpjobs.steps.remote",
+    "run_remote_async": "gcpjobs.steps.remote",
+    "fetch_result": "gcpjobs.steps.remote",
+    "fetch_result_async": "gcpjobs.steps.remote",
 }
 
 __all__ = [
@@ -46,6 +53,8 @@ __all__ = [
     "JobState",
     "JobStatus",
     "JobTemplate",
+    "RemoteFunction",
+    "RemoteStepError",
     "SecretRef",
     "SpecError",
     "StateChange",
@@ -53,19 +62,38 @@ __all__ = [
     "VertexJob",
     "WorkerPool",
     "__version__",
+    "fetch_result",
+    "fetch_result_async",
     "load_job_file",
+    "remote",
+    "run_remote",
+    "run_remote_async",
 ]
 
 if TYPE_CHECKING:
     from gcpjobs.clients.cloudrun import AsyncCloudRunClient, CloudRunClient
     from gcpjobs.clients.vertex import AsyncVertexClient, VertexClient
-    from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError, SpecError
+    from gcpjobs.errors import (
+        ApiError,
+        GcpJobsError,
+        JobNotFoundError,
+        RemoteStepError,
+        SpecError,
+    )
     from gcpjobs.results import JobError, JobResult, JobStatus
     from gcpjobs.specs.cloudrun import CloudRunJob, SecretRef
     from gcpjobs.specs.jobfile import load_job_file
     from gcpjobs.specs.templates import JobTemplate
     from gcpjobs.specs.vertex import VertexJob, WorkerPool
     from gcpjobs.states import JobState
+    from gcpjobs.steps.remote import (
+        RemoteFunction,
+        fetch_result,
+        fetch_result_async,
+        remote,
+        run_remote,
+        run_remote_async,
+    )
     from gcpjobs.watch.events import StateChange
 
 

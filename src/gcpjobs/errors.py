@@ -49,3 +49,30 @@ class JobNotFoundError(ApiError):
 
 class EmulatorError(GcpJobsError):
     """The local emulator could not be started, reached or stopped."""
+
+
+class RemoteStepError(GcpJobsError):
+    """A remote step (a function run as a job) did not return a value, and the reason is not
+    an exception that could be re-raised here as itself.
+
+    Either the job ended without an outcome (timed out, preempted, out of memory, cancelled,
+    failed before the step started: `state` and `message` say how the service saw it), or the
+    function raised an exception that cannot be rebuilt here (`type_name` names its type and
+    `remote_traceback` is the traceback from the job). `job_name` is the job's resource name:
+    `gcpjobs step result JOB_NAME` fetches the outcome again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_name: str | None = None,
+        state: str | None = None,
+        type_name: str | None = None,
+        remote_traceback: str | None = None,
+    ) -> None:
+        self.job_name = job_name
+        self.state = state
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+        super().__init__(message)

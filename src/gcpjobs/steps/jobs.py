@@ -1,0 +1,148 @@
+"""A remote step's job: submitted once, followed to its end, cancelled when the caller is, and
+found again from its name.
+
+Cancellation: if the caller's task is cancelled (Ctrl-C, `task.cancel()`), the job is
+cancelled before the cancellation goes on, also when it comes while the create is still in
+flight (the create is let finish, so that there is a name to cancel).
+
+Finding a step again (`step_record`): its job record holds all that is needed to read the
+outcome, the run's URL (the job's only argument) and the key (in its environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gcpjobs.clients.protocol import JobClient
+from gcpjobs.errors import GcpJobsError
+from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.steps.payload import ENTRYPOINT_MODULE
+from gcpjobs.steps.settings import Kind
+from gcpjobs.steps.signing import KEY_ENV, key_from_hex
+
+logger = logging.getLogger("gcpjobs.steps")
+
+# How long a cancelled caller lets an in-flight create finish, to cancel what it made.
+CREATE_GRACE_SECONDS = 30.0
+
+
+def new_client(kind: Kind, *, project: str | None = None, region: str = "us-central1") -> JobClient:
+    if kind == "cloud-run":
+        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+
+        return AsyncCloudRunClient(project=project, region=region)
+    from gcpjobs.clients.vertex import AsyncVertexClient
+
+    return AsyncVertexClient(project=project, region=region)
+
+
+def kind_of_name(name: str) -> Kind:
+    """Vertex custom jobs have numeric ids; Cloud Run executions are named JOB-SUFFIX."""
+    text = name.strip()
+    if "/customJobs" in text or text.isdigit():
+        return "vertex"
+    return "cloud-run"
+
+
+async def cancel_quietly(client: JobClient, name: str) -> None:
+    """Ask the service to cancel `name`; a failure is logged, not raised (the caller is
+    already on its way out with the cancellation)."""
+    try:
+        await asyncio.shield(client.cancel(name))
+        logger.warning("remote step cancelled: asked the service to cancel job %s", name)
+    except (GcpJobsError, asyncio.CancelledError) as error:
+        logger.warning("could not cancel job %s: %s; cancel it with `gcpjobs cancel %s`",
+                       name, error or type(error).__name__, name)
+
+
+async def submit(client: JobClient, spec: Any, submission_id: str) -> JobStatus:
+    creating = asyncio.ensure_future(client.create(spec, submission_id=submission_id))
+    try:
+        return await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        try:
+            status = await asyncio.wait_for(creating, CREATE_GRACE_SECONDS)
+        except Exception as error:  # it failed or took too long: nothing known to cancel
+            logger.warning("cancelled while creating the job of submission %s (%s)",
+                           submission_id, error)
+        else:
+            await cancel_quietly(client, status.name)
+        raise
+
+
+async def wait_or_cancel(client: JobClient, status: JobStatus) -> JobResult:
+    """The job's end; if the waiting is cancelled, the job is cancelled too."""
+    try:
+        return await client.wait(status.name, known=status)
+    except asyncio.CancelledError:
+        await cancel_quietly(client, status.name)
+        raise
+
+
+async def finish_quietly(client: JobClient, spec: Any, name: str) -> None:
+    """What the service keeps after the run (a Cloud Run Job not kept is deleted); a failure
+    is logged, not raised: it must not take the step's outcome from the caller."""
+    try:
+        await client.finish(spec, name)
+    except GcpJobsError as error:
+        logger.warning("remote step job %s ended, but cleaning up after it failed: %s", name,
+                       error)
+
+
+# ----------------------------------------------------------------------- finding it again
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_url: str
+    key: bytes
+
+
+def record_from_container(
+    name: str, command: list[str], args: list[str], env: dict[str, str]
+) -> StepRecord:
+    """The step behind a job's container, or a one-line error if it is not a step's."""
+    if command[-2:] != ["-m", ENTRYPOINT_MODULE] or len(args) != 1:
+        raise GcpJobsError(
+            f"job {name} is not a gcpjobs remote step (its command is not `python -m "
+            f"{ENTRYPOINT_MODULE} RUN_URL`); `gcpjobs status {name}` shows how it ended"
+        )
+    try:
+        key = key_from_hex(env.get(KEY_ENV, ""))
+    except ValueError as error:
+        raise GcpJobsError(f"job {name} carries no usable step key ({error}); its outcome "
+                           "cannot be verified") from None
+    return StepRecord(run_url=args[0], key=key)
+
+
+async def step_record(client: JobClient, name: str) -> tuple[str, StepRecord]:
+    """The job's full name and its step record, read from the service.
+
+    The clients' public `get` returns a `JobStatus`, which has no container; the record is
+    read through their retried transport call (`_call`), the same path `get` takes.
+    """
+    from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+    from gcpjobs.clients.vertex import AsyncVertexClient, region_of
+
+    await asyncio.to_thread(lambda: client.target)  # may start the embedded emulator
+    full = client.resource_name(name)
+    if isinstance(client, AsyncVertexClient):
+        timeout = client.retry_policy.call_timeout
+        job = await client._call(
+            "GetCustomJob", region_of(full) or client.region,
+            lambda api: api.get_custom_job(full, timeout), name=full,
+        )
+        container = job.job_spec.worker_pool_specs[0].container_spec
+    elif isinstance(client, AsyncCloudRunClient):
+        timeout = client.retry_policy.call_timeout
+        execution = await client._call(
+            "GetExecution", lambda api: api.get_execution(full, timeout), name=full
+        )
+        container = execution.template.containers[0]
+    else:
+        raise GcpJobsError(f"cannot read a step record through {type(client).__name__}")
+    env = {variable.name: variable.value for variable in container.env}
+    return full, record_from_container(full, list(container.command), list(container.args), env)

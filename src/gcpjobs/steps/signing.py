@@ -1,0 +1,71 @@
+"""Sealed envelopes: what a remote step writes to the artifact store, signed with HMAC-SHA256.
+
+Each call gets its own random key; the caller keeps it and the job receives it in its
+environment (`KEY_ENV`), never in the store. Both sides refuse an envelope whose signature does
+not match *before* unpickling anything in it, so a store that others can write to cannot make
+either side run their code.
+
+The MAC covers what the envelope is for (`payload` or `result`) and the run's id as well as
+the body, so a payload cannot be passed off as a result, nor one run's envelope as another's.
+
+Standard library only: the job's entry point imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+# The job's environment variable that holds the key, in hex. Its name looks secret to
+# `gcpjobs.specs.secrets.looks_secret` ("KEY"), so previews redact it.
+KEY_ENV = "GCPJOBS_STEP_KEY"
+KEY_BYTES = 32
+
+_MAGIC = b"gcpjobs-step-envelope-1\n"
+_MAC_BYTES = hashlib.sha256().digest_size
+
+
+class SignatureError(Exception):
+    """An envelope is not one this key sealed for this purpose and run."""
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def key_from_hex(text: str) -> bytes:
+    """The key as the job's environment carries it; ValueError (without the value) if malformed."""
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError(f"{KEY_ENV} is not hex") from None
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"{KEY_ENV} holds {len(key)} bytes, not {KEY_BYTES}")
+    return key
+
+
+def _mac(key: bytes, purpose: str, run_id: str, body: bytes) -> bytes:
+    signer = hmac.new(key, digestmod=hashlib.sha256)
+    signer.update(f"{purpose}\0{run_id}\0".encode())
+    signer.update(body)
+    return signer.digest()
+
+
+def seal(key: bytes, purpose: str, run_id: str, body: bytes) -> bytes:
+    return _MAGIC + _mac(key, purpose, run_id, body) + body
+
+
+def unseal(key: bytes, purpose: str, run_id: str, envelope: bytes) -> bytes:
+    """The body of `envelope`, or SignatureError if it was not sealed with `key` for this
+    purpose and run (or was changed since)."""
+    if not envelope.startswith(_MAGIC) or len(envelope) < len(_MAGIC) + _MAC_BYTES:
+        raise SignatureError(f"the {purpose} is not a gcpjobs step envelope")
+    mac_end = len(_MAGIC) + _MAC_BYTES
+    body = envelope[mac_end:]
+    if not hmac.compare_digest(envelope[len(_MAGIC):mac_end], _mac(key, purpose, run_id, body)):
+        raise SignatureError(
+            f"the {purpose}'s signature does not match: it was changed after it was written, "
+            "or belongs to another run"
+        )
+    return body
