@@ -43,6 +43,18 @@ class TaskCounts:
 
 
 @dataclass(frozen=True)
+class Container:
+    """The container a job runs (a Vertex job's primary replica, a Cloud Run execution's
+    first container), as the service holds it. `env` has the plain values only: secret
+    references are not values."""
+
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """One observation of a job: a Vertex custom job, or a Cloud Run job's execution."""
 

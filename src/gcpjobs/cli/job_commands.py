@@ -153,15 +153,10 @@ def _render(template: str, values_file: Path | None, overrides: dict[str, Any]) 
 def _client(
     kind: str, project: str | None, region: str | None, transport: Transport
 ) -> JobClient:
-    if kind == "cloud-run":
-        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+    from gcpjobs.clients.kinds import client_for_kind
 
-        return AsyncCloudRunClient(
-            project=project, region=region or "us-central1", transport=transport
-        )
-    from gcpjobs.clients.vertex import AsyncVertexClient
-
-    return AsyncVertexClient(project=project, region=region or "us-central1", transport=transport)
+    return client_for_kind(kind, project=project, region=region or "us-central1",
+                           transport=transport)
 
 
 def preview(
@@ -212,22 +207,14 @@ _NOT_AN_EXECUTION = frozenset(
 )
 
 
-def _kind_of_name(name: str) -> str | None:
-    """The kind a name says it is; None for a bare name that could be either."""
-    if "/customJobs/" in name or name.isdigit():
-        return "vertex"
-    if "/executions/" in name:
-        return "cloud-run"
-    return None
-
-
 async def _locate(
     name: str, kind: str | None, project: str | None, region: str | None, transport: Transport
 ) -> tuple[JobClient, str]:
     """The client for the job `name` means, and its full resource name."""
+    from gcpjobs.clients.kinds import kind_of_name
     from gcpjobs.errors import ApiError, GcpJobsError
 
-    kind = kind or _kind_of_name(name)
+    kind = kind or kind_of_name(name)
     if kind is None:
         runs = _client("cloud-run", project, region, transport)
         try:

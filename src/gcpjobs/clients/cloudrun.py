@@ -39,13 +39,13 @@ from gcpjobs.clients.base import (
     statuses_by_listing,
 )
 from gcpjobs.clients.connection import client_info
-from gcpjobs.clients.convert import execution_to_status
+from gcpjobs.clients.convert import container_of, execution_to_status
 from gcpjobs.clients.retry import (
     call_with_retry,
 )
 from gcpjobs.clients.target import Target
 from gcpjobs.errors import ApiError, GcpJobsError
-from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.results import Container, JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.states import JobState
 from gcpjobs.watch.poll import OnChange, wait_until_terminal
@@ -439,6 +439,16 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             "GetExecution", lambda api: api.get_execution(full, timeout), name=full
         )
         return execution_to_status(execution)
+
+    async def container(self, name: str) -> Container:
+        """The first container the execution runs (command, args, plain env, image)."""
+        full = await self._full_name(name)
+        timeout = self.retry_policy.call_timeout
+        execution = await self._call(
+            "GetExecution", lambda api: api.get_execution(full, timeout), name=full
+        )
+        spec = execution.template.containers[0]
+        return container_of(spec, spec.image)
 
     async def list(
         self, *, region: str | None = None, job: str | None = None, page_size: int | None = None

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from gcpjobs.results import JobError, JobStatus, TaskCounts
+from gcpjobs.results import Container, JobError, JobStatus, TaskCounts
 from gcpjobs.states import JobState
 
 
@@ -119,3 +119,19 @@ def execution_to_status(execution: Any) -> JobStatus:
             retried=int(execution.retried_count),
         ),
     )
+
+
+def container_of(spec: Any, image: str) -> Container:
+    """A Vertex ContainerSpec or a Cloud Run Container as a `Container` (plain env only: a
+    Cloud Run variable whose value comes from a secret has no value here)."""
+    env = {variable.name: variable.value for variable in spec.env
+           if not _has_source(variable)}
+    return Container(image=image, command=tuple(spec.command), args=tuple(spec.args),
+                     env=MappingProxyType(env))
+
+
+def _has_source(variable: Any) -> bool:
+    try:
+        return "value_source" in variable
+    except AttributeError:  # proto-plus, for a message type without the field (Vertex's)
+        return False

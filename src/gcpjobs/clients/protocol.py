@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from gcpjobs.clients.target import Target
-from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.results import Container, JobResult, JobStatus
 from gcpjobs.watch.poll import OnChange, PollInterval
 
 
@@ -24,6 +24,8 @@ class JobClient(Protocol):
     async def create(self, job: Any, *, submission_id: str | None = None) -> JobStatus: ...
 
     async def get(self, name: str, /) -> JobStatus: ...
+
+    async def container(self, name: str, /) -> Container: ...
 
     async def statuses(self, names: Collection[str], /) -> dict[str, JobStatus]:
         """The current status of each of these jobs (full resource names), with as few API

@@ -40,7 +40,7 @@ from gcpjobs.clients.base import (
     statuses_by_listing,
 )
 from gcpjobs.clients.connection import client_info
-from gcpjobs.clients.convert import custom_job_to_status
+from gcpjobs.clients.convert import container_of, custom_job_to_status
 from gcpjobs.clients.retry import (
     RetryPolicy,
     call_with_retry,
@@ -48,7 +48,7 @@ from gcpjobs.clients.retry import (
 )
 from gcpjobs.clients.target import Target
 from gcpjobs.errors import ApiError, GcpJobsError
-from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.results import Container, JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.specs.vertex import VertexJob
 from gcpjobs.states import JobState
@@ -375,6 +375,16 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
             lambda api: api.get_custom_job(full, self.retry_policy.call_timeout), name=full,
         )
         return custom_job_to_status(job)
+
+    async def container(self, name: str) -> Container:
+        """The container the job's primary replica runs (command, args, env, image)."""
+        full = await self._full_name(name)
+        job = await self._call(
+            "GetCustomJob", region_of(full) or self.region,
+            lambda api: api.get_custom_job(full, self.retry_policy.call_timeout), name=full,
+        )
+        spec = job.job_spec.worker_pool_specs[0].container_spec
+        return container_of(spec, spec.image_uri)
 
     async def list(
         self,

@@ -3,9 +3,10 @@ move through QUEUED and PENDING."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gcpjobs.paths import data_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_GRPC_PORT = 8470
@@ -13,14 +14,8 @@ DEFAULT_REST_PORT = 8471
 
 
 def default_data_dir() -> Path:
-    """`$GCPJOBS_DATA_DIR/emulator`, else `$XDG_DATA_HOME/gcpjobs/emulator`, else
-    `~/.local/share/gcpjobs/emulator` (docs/architecture.md, "data dir")."""
-    explicit = os.environ.get("GCPJOBS_DATA_DIR")
-    if explicit:
-        return Path(explicit).expanduser() / "emulator"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "gcpjobs" / "emulator"
+    """The emulator's part of gcpjobs' data dir: `gcpjobs.paths.data_dir() / "emulator"`."""
+    return data_dir() / "emulator"
 
 
 @dataclass

@@ -20,31 +20,12 @@ from gcpjobs.clients.protocol import JobClient
 from gcpjobs.errors import GcpJobsError
 from gcpjobs.results import JobResult, JobStatus
 from gcpjobs.steps.payload import ENTRYPOINT_MODULE
-from gcpjobs.steps.settings import Kind
 from gcpjobs.steps.signing import KEY_ENV, key_from_hex
 
 logger = logging.getLogger("gcpjobs.steps")
 
 # How long a cancelled caller lets an in-flight create finish, to cancel what it made.
 CREATE_GRACE_SECONDS = 30.0
-
-
-def new_client(kind: Kind, *, project: str | None = None, region: str = "us-central1") -> JobClient:
-    if kind == "cloud-run":
-        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
-
-        return AsyncCloudRunClient(project=project, region=region)
-    from gcpjobs.clients.vertex import AsyncVertexClient
-
-    return AsyncVertexClient(project=project, region=region)
-
-
-def kind_of_name(name: str) -> Kind:
-    """Vertex custom jobs have numeric ids; Cloud Run executions are named JOB-SUFFIX."""
-    text = name.strip()
-    if "/customJobs" in text or text.isdigit():
-        return "vertex"
-    return "cloud-run"
 
 
 async def cancel_quietly(client: JobClient, name: str) -> None:
@@ -119,30 +100,9 @@ def record_from_container(
 
 
 async def step_record(client: JobClient, name: str) -> tuple[str, StepRecord]:
-    """The job's full name and its step record, read from the service.
-
-    The clients' public `get` returns a `JobStatus`, which has no container; the record is
-    read through their retried transport call (`_call`), the same path `get` takes.
-    """
-    from gcpjobs.clients.cloudrun import AsyncCloudRunClient
-    from gcpjobs.clients.vertex import AsyncVertexClient, region_of
-
+    """The job's full name and its step record, read from the service."""
     await asyncio.to_thread(lambda: client.target)  # may start the embedded emulator
     full = client.resource_name(name)
-    if isinstance(client, AsyncVertexClient):
-        timeout = client.retry_policy.call_timeout
-        job = await client._call(
-            "GetCustomJob", region_of(full) or client.region,
-            lambda api: api.get_custom_job(full, timeout), name=full,
-        )
-        container = job.job_spec.worker_pool_specs[0].container_spec
-    elif isinstance(client, AsyncCloudRunClient):
-        timeout = client.retry_policy.call_timeout
-        execution = await client._call(
-            "GetExecution", lambda api: api.get_execution(full, timeout), name=full
-        )
-        container = execution.template.containers[0]
-    else:
-        raise GcpJobsError(f"cannot read a step record through {type(client).__name__}")
-    env = {variable.name: variable.value for variable in container.env}
-    return full, record_from_container(full, list(container.command), list(container.args), env)
+    container = await client.container(full)
+    return full, record_from_container(full, list(container.command), list(container.args),
+                                       dict(container.env))

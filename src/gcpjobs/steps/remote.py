@@ -33,7 +33,7 @@ from gcpjobs.steps.payload import RUN_ID_ENV, function_name
 
 if TYPE_CHECKING:
     from gcpjobs.steps.outcome import Received
-    from gcpjobs.steps.settings import Kind, StepSettings
+    from gcpjobs.steps.settings import StepSettings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,8 +52,9 @@ async def _execute(
     function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any],
     settings: StepSettings,
 ) -> Received:
+    from gcpjobs.clients.kinds import client_for_kind
     from gcpjobs.specs.labels import new_submission_id
-    from gcpjobs.steps.jobs import finish_quietly, new_client, submit, wait_or_cancel
+    from gcpjobs.steps.jobs import finish_quietly, submit, wait_or_cancel
     from gcpjobs.steps.outcome import read_outcome
     from gcpjobs.steps.packaging import prepare_call
     from gcpjobs.steps.settings import IMAGE_ENV, STORE_ENV, config_path, default_store, load_config
@@ -71,7 +72,7 @@ async def _execute(
     name = function_name(function)
     spec = settings.job_spec(function_name=name, image=image, run_url=store.run_url(run_id),
                              key_hex=key.hex())
-    client = new_client(settings.kind, project=spec.project, region=spec.region)
+    client = client_for_kind(settings.kind, project=spec.project, region=spec.region)
     async with client:
         # Resolving the target may boot the embedded emulator: meanwhile, pack the call.
         target, prepared = await asyncio.gather(
@@ -264,19 +265,21 @@ async def _fetch(
     wait: bool = True,
     timeout: float | None = None,
 ) -> Received:
+    from gcpjobs.clients.kinds import client_for_kind, kind_of_name
     from gcpjobs.results import JobResult
-    from gcpjobs.steps.jobs import kind_of_name, new_client, step_record
+    from gcpjobs.steps.jobs import step_record
     from gcpjobs.steps.outcome import read_outcome
     from gcpjobs.steps.settings import KINDS
     from gcpjobs.steps.store import check_store_url, open_store, split_run_url
 
     if kind is not None and kind not in KINDS:
         raise SpecError(f"must be 'vertex' or 'cloud-run', got {kind!r}", field="kind")
-    chosen: Kind = kind if kind is not None else kind_of_name(job_name)
     if not isinstance(job_name, str) or not job_name.strip():
         raise SpecError("give the step's job name: a Vertex job id or a Cloud Run execution id",
                         field="job_name")
-    client = new_client(chosen, project=project, region=region)
+    # A bare name that is not a number is a Cloud Run execution id.
+    chosen = kind or kind_of_name(job_name) or "cloud-run"
+    client = client_for_kind(chosen, project=project, region=region)
     async with client:
         full, record = await step_record(client, job_name)
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from gcpjobs.errors import SpecError
+from gcpjobs.paths import data_dir
 from gcpjobs.specs.base import shown, type_name, unknown_field_message
 from gcpjobs.steps.payload import ENTRYPOINT_MODULE, first_line
 from gcpjobs.steps.signing import KEY_ENV
@@ -55,16 +56,6 @@ _CONFIG_KEYS = ("image", "store")
 # For checks made before an image is known (at decoration time).
 _PLACEHOLDER_IMAGE = "gcpjobs-step-image"
 _PLACEHOLDER_RUN_URL = "/gcpjobs-step-store/runs/0"
-
-
-def data_dir() -> Path:
-    """`$GCPJOBS_DATA_DIR`, else `$XDG_DATA_HOME/gcpjobs`, else `~/.local/share/gcpjobs`
-    (docs/architecture.md, "data dir")."""
-    explicit = os.environ.get("GCPJOBS_DATA_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "gcpjobs"
 
 
 def default_store() -> str:
