@@ -191,6 +191,10 @@ def _start_following(path: Path, env: dict[str, str], jobs: JobServiceClient) ->
     first = process.stderr.readline()
     assert first.startswith("created projects/"), first
     name = first.split()[1]
+    # The CLI reports its first state once it is following (and handling Ctrl-C) ...
+    stderr = process.stderr
+    wait_for(lambda: "QUEUED" in stderr.readline(), timeout=30, message="the first state line")
+    # ... and the job's replica must be running for Ctrl-C to have something to stop.
     wait_for(lambda: jobs.get_custom_job(name=name).state.name == "JOB_STATE_RUNNING", timeout=30)
     return process, name
 
