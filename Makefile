@@ -31,6 +31,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/remote_step.py
 
 clean:
 	rm -rf $(VENV) .gcpjobs .pytest_cache .mypy_cache .ruff_cache
