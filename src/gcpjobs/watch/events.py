@@ -24,6 +24,18 @@ class StateChange:
     observed_at: datetime
     status: JobStatus
 
+    @classmethod
+    def seen(cls, last: JobStatus | None, status: JobStatus) -> StateChange:
+        """`status` observed now, after `last` (None for the first observation)."""
+        return cls(
+            name=status.name,
+            previous=None if last is None else last.state,
+            current=status.state,
+            at=status.update_time,
+            observed_at=datetime.now(timezone.utc),
+            status=status,
+        )
+
     @property
     def is_terminal(self) -> bool:
         return self.current.is_terminal

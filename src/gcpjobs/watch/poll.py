@@ -16,7 +16,6 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from gcpjobs.errors import GcpJobsError
@@ -138,14 +137,7 @@ async def wait_until_terminal(
             status = await _fetch_within(fetch, deadline, name, last, timeout)
         name = status.name
         if last is None or status.state is not last.state:
-            change = StateChange(
-                name=status.name,
-                previous=None if last is None else last.state,
-                current=status.state,
-                at=status.update_time,
-                observed_at=datetime.now(timezone.utc),
-                status=status,
-            )
+            change = StateChange.seen(last, status)
             await notify(on_change, change)
             delay = interval.fast
         else:

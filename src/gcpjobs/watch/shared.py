@@ -24,7 +24,6 @@ import logging
 import math
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from gcpjobs.errors import GcpJobsError, JobNotFoundError
@@ -244,7 +243,7 @@ class JobWatcher:
         if self._closed:
             raise GcpJobsError("this JobWatcher is closed; create a new one or use default_watcher()")
         if known is not None and known.is_terminal:  # nothing to poll for
-            await notify(on_change, _change(None, known))
+            await notify(on_change, StateChange.seen(None, known))
             return JobResult(known)
         full = await _full_name(client, name)
         waiter = _Waiter(asyncio.Queue(), known.state if known else None)
@@ -261,7 +260,7 @@ class JobWatcher:
                     delivery = await _next(waiter, deadline, full, last, timeout)
                 if isinstance(delivery, BaseException):
                     raise delivery
-                change = _change(last, delivery)
+                change = StateChange.seen(last, delivery)
                 last = delivery
                 try:
                     await notify(on_change, change)
@@ -305,15 +304,6 @@ class JobWatcher:
         await asyncio.gather(*(poll.task for poll in polls), return_exceptions=True)
 
 
-def _change(last: JobStatus | None, status: JobStatus) -> StateChange:
-    return StateChange(
-        name=status.name,
-        previous=None if last is None else last.state,
-        current=status.state,
-        at=status.update_time,
-        observed_at=datetime.now(timezone.utc),
-        status=status,
-    )
 
 
 async def _full_name(client: JobClient, name: str) -> str:
