@@ -5,6 +5,7 @@ emulator, and flow runs of deployments of examples/prefect/flows.py that really 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -382,3 +383,39 @@ def test_the_credentials_block_type_registers_with_prefects_cli(prefect_server: 
         timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gcpjobs Credentials" in done.stdout
+
+
+# ------------------------------------------------------------------------------ re-attach
+
+
+async def test_a_new_worker_re_attaches_to_the_job_of_a_worker_that_died(
+        prefect_env: str, prefect: PrefectClient, emulator: EmulatorProcess) -> None:
+    """A worker (the real `prefect worker start`) is killed after creating a job; the job then
+    fails before the flow could report. The next worker of the pool re-attaches to the job
+    and leaves the flow run Crashed with the job's error, instead of Pending forever."""
+    failing = f"{sys.executable} -c 'import time; time.sleep(3); raise SystemExit(3)'"
+    pool, deployment_id = await deploy(prefect, VertexWorker, "hello", {"command": failing})
+    flow_run = await prefect.create_flow_run_from_deployment(deployment_id)
+    env = {**os.environ, "PREFECT_API_URL": prefect_env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    first_worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        async def job_created() -> str | None:
+            return (await prefect.read_flow_run(flow_run.id)).infrastructure_pid
+
+        name = await wait_for_async(job_created, timeout=90, interval=0.2,
+                                    message="the first worker to create the job")
+    finally:
+        os.killpg(first_worker.pid, signal.SIGKILL)
+        first_worker.wait(timeout=30)
+    assert (await prefect.read_flow_run(flow_run.id)).state_type is not StateType.CRASHED
+
+    async with VertexWorker(work_pool_name=pool, create_pool_if_not_found=False) as worker:
+        await worker.get_and_submit_flow_runs()
+        run = await final_state(prefect, flow_run.id)
+
+    assert run.state is not None and run.state.type is StateType.CRASHED, run.state
+    assert f"Vertex AI job {name} ended FAILED" in (run.state.message or ""), run.state.message
+    await log_text(prefect, run.id, f"Re-attached to Vertex AI job {name}", "ended FAILED")
+    assert [job.name for job in jobs_of(emulator, VertexWorker, run.id)] == [name]

@@ -13,6 +13,9 @@ one worker; for each flow run it is given, `run()`:
 4. returns the job's status code. A job that ends badly before the flow could report (bad
    image, command not found, timeout) leaves the flow run Crashed with the job's error.
 
+A worker that starts re-attaches to the jobs of its pool's unfinished flow runs (those a
+worker before it created and did not see end), so a crash of the worker loses no job.
+
 Cancelling a flow run in Prefect cancels its job. Prefect 3's own worker-side cancellation
 only covers runs that have not started (and is off by default), so these workers also keep
 an eye on their in-flight runs: one Prefect API query per interval for all of them
@@ -37,6 +40,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
@@ -44,6 +49,7 @@ from prefect.exceptions import InfrastructureNotFound
 from prefect.states import Cancelled
 from prefect.workers.base import BaseWorker, BaseWorkerResult
 
+from gcpjobs.clients.kinds import kind_of_name
 from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError
 from gcpjobs.integrations.prefect.configuration import (
     CloudRunJobConfiguration,
@@ -59,11 +65,14 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
     from gcpjobs.clients.protocol import JobClient
+    from gcpjobs.results import JobStatus
     from gcpjobs.watch.events import StateChange
 
 # How often the in-flight flow runs are checked for a cancel request (one query for all).
 CANCEL_POLL_ENV = "GCPJOBS_PREFECT_CANCEL_POLL_SECONDS"
 _DEFAULT_CANCEL_POLL_SECONDS = 2.0
+# Unfinished flow runs of a pool a starting worker re-attaches to, at most (one page).
+_REATTACH_LIMIT = 200  # the most the Prefect API returns in one page
 _LOGO_URL = "https://www.gstatic.com/images/branding/product/2x/google_cloud_64dp.png"
 _DOCS_URL = "https://github.com/gcpjobs/gcpjobs/blob/main/docs/prefect.md"
 
@@ -170,6 +179,7 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
         self._cancellation: CancellationWatch | None = None
         self._jobs: dict[UUID, tuple[str, GcpJobsJobConfiguration]] = {}
         self._cancels: set[asyncio.Task[None]] = set()  # held so they are not collected
+        self._reattached = False
 
     @classmethod
     def get_default_base_job_template(cls) -> dict[str, Any]:
@@ -215,17 +225,24 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
         configuration: GcpJobsJobConfiguration,
         task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> GcpJobsWorkerResult:
-        from gcpjobs.watch.shared import default_watcher
-
         logger = self.get_flow_run_logger(flow_run)
         spec = configuration.to_spec()
         client = self._client_for(configuration)
         status = await client.create(spec, submission_id=new_submission_id())
+        if task_status is not None:
+            task_status.started(status.name)
+        logger.info(f"Created {self.service_name} job {status.name}")
+        return await self._follow(flow_run, configuration, spec, client, status)
+
+    async def _follow(self, flow_run: FlowRun, configuration: GcpJobsJobConfiguration,
+                      spec: Any, client: JobClient, status: JobStatus) -> GcpJobsWorkerResult:
+        """Watch the flow run's job to its end (logging each state change, cancelling it when
+        Prefect asks), finish it, and settle the flow run if the job ended badly."""
+        from gcpjobs.watch.shared import default_watcher
+
+        logger = self.get_flow_run_logger(flow_run)
         name = status.name
         self._jobs[flow_run.id] = (name, configuration)
-        if task_status is not None:
-            task_status.started(name)
-        logger.info(f"Created {self.service_name} job {name}")
 
         def log_change(change: StateChange) -> None:
             logger.info(str(change))
@@ -239,7 +256,8 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
             if self._cancellation is not None:
                 self._cancellation.discard(flow_run.id)
             self._jobs.pop(flow_run.id, None)
-        await client.finish(spec, name)
+        if spec is not None:
+            await client.finish(spec, name)
 
         if result.state is JobState.CANCELLED:
             await self._mark_cancelled_if_cancelling(flow_run.id, name)
@@ -250,6 +268,58 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
             # Refused by Prefect when the flow already reported its own end (Failed ...).
             await self._propose_crashed_state(flow_run, message)
         return GcpJobsWorkerResult(identifier=name, status_code=result.exit_code)
+
+    # ---------------------------------------------------------------------------- re-attach
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        """Prefect's poll for new flow runs; the first one also re-attaches to the jobs of
+        flow runs a previous worker of this pool started and did not see end."""
+        if not self._reattached:
+            self._reattached = True
+            await self._reattach()
+        return await super().get_and_submit_flow_runs()
+
+    async def _reattach(self) -> None:
+        """Follow again the jobs of this pool's unfinished flow runs: without it, a job that
+        failed after its worker died would leave its flow run Pending or Running forever,
+        and a cancel from Prefect would not reach it."""
+        try:
+            runs = await self.client.read_flow_runs(
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(
+                    any_=[self._work_pool_name])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[
+                        StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]))),
+                sort=FlowRunSort.ID_DESC, limit=_REATTACH_LIMIT)
+        except Exception as error:
+            self._logger.warning("could not look for flow runs to re-attach to: %s",
+                                 str(error).splitlines()[0][:200])
+            return
+        for flow_run in runs:
+            name = flow_run.infrastructure_pid or ""
+            if kind_of_name(name) != self.kind or flow_run.id in self._jobs:
+                continue
+            assert self._runs_task_group is not None
+            self._runs_task_group.start_soon(self._reattach_one, flow_run, name)
+
+    async def _reattach_one(self, flow_run: FlowRun, name: str) -> None:
+        logger = self.get_flow_run_logger(flow_run)
+        try:
+            configuration = await self.job_configuration.resolve_for_flow_run(
+                flow_run, client=self.client, work_pool=self.work_pool,
+                worker_name=self.name, worker_id=self.backend_id)
+            client = self._client_for(configuration)
+            status = await client.get(name)
+        except Exception as error:
+            logger.warning(f"Could not re-attach to {self.service_name} job {name}: "
+                           f"{str(error).splitlines()[0][:200]}")
+            return
+        logger.info(f"Re-attached to {self.service_name} job {name} ({status.state})")
+        try:
+            spec = configuration.to_spec()
+        except GcpJobsError:
+            spec = None  # the pool changed since: the job is followed, not finished
+        await self._follow(flow_run, configuration, spec, client, status)
 
     # ---------------------------------------------------------------------------- cancelling
 
