@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.cloud import aiplatform_v1, run_v2
+from google.cloud.logging_v2 import types as logging_types
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
 from gcpjobs.emulator.cloudrun.service import CloudRunService
 from gcpjobs.emulator.faults import FaultRegistry, error_for
+from gcpjobs.emulator.logging.service import LoggingService
 from gcpjobs.emulator.operations import OperationRegistry
 from gcpjobs.emulator.stats import RequestStats
 from gcpjobs.emulator.vertex.service import JobService
@@ -22,6 +24,7 @@ JOB_SERVICE = "google.cloud.aiplatform.v1.JobService"
 OPERATIONS = "google.longrunning.Operations"
 RUN_JOBS = "google.cloud.run.v2.Jobs"
 RUN_EXECUTIONS = "google.cloud.run.v2.Executions"
+LOGGING = "google.logging.v2.LoggingServiceV2"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Method:
     request_type: Any  # a proto-plus class or a protobuf class
     response_type: Any
     handler: Callable[[Any], Any]
+    streaming: bool = False  # bidi: the handler takes the request iterator, returns an iterator
 
     @property
     def key(self) -> str:
@@ -83,6 +87,16 @@ def cloud_run_methods(service: CloudRunService) -> list[Method]:
                service.cancel_execution),
         Method(RUN_EXECUTIONS, "DeleteExecution", v2.DeleteExecutionRequest, operation,
                service.delete_execution),
+    ]
+
+
+def logging_methods(service: LoggingService) -> list[Method]:
+    t = logging_types
+    return [
+        Method(LOGGING, "ListLogEntries", t.ListLogEntriesRequest, t.ListLogEntriesResponse,
+               service.list_log_entries),
+        Method(LOGGING, "TailLogEntries", t.TailLogEntriesRequest, t.TailLogEntriesResponse,
+               service.tail_log_entries, streaming=True),
     ]
 
 

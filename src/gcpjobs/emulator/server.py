@@ -30,10 +30,12 @@ from gcpjobs.emulator.config import EmulatorConfig, Timings
 from gcpjobs.emulator.dispatch import (
     Dispatcher,
     cloud_run_methods,
+    logging_methods,
     operation_methods,
     vertex_methods,
 )
 from gcpjobs.emulator.faults import FaultRegistry
+from gcpjobs.emulator.logging.service import LoggingService
 from gcpjobs.emulator.operations import OperationRegistry
 from gcpjobs.emulator.stats import RequestStats
 from gcpjobs.emulator.store import JobStore
@@ -69,6 +71,7 @@ class EmulatorServer:
         self.rest_port = 0
         self._lock_file: IO[str] | None = None
         self._started = False
+        self._job_projects: dict[str, str] = {}
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,11 +100,12 @@ class EmulatorServer:
             operations=operations,
             timings=lambda: self.service.timings,
         )
+        self.logging = LoggingService(self.data_dir, self._vertex_project)
         self.stats = RequestStats()
         self.faults = FaultRegistry()
         dispatcher = Dispatcher(
             [*vertex_methods(self.service), *cloud_run_methods(self.cloud_run),
-             *operation_methods(operations)],
+             *operation_methods(operations), *logging_methods(self.logging)],
             self.stats,
             self.faults,
         )
@@ -123,6 +127,14 @@ class EmulatorServer:
         self.service.set_web_access_base(f"http://{_address(_client_host(config.host), self.rest_port)}")
         self._write_info()
 
+    def _vertex_project(self, job_id: str) -> str | None:
+        """The project a Vertex job was created in (its log entries belong there)."""
+        known = self._job_projects.get(job_id)
+        if known is None:
+            self._job_projects = {job.job_id: job.project for job in self.store.load_jobs()}
+            known = self._job_projects.get(job_id)
+        return known
+
     @property
     def ready_line(self) -> str:
         host = self.config.host
@@ -133,6 +145,7 @@ class EmulatorServer:
         if not self._started:
             return
         self._started = False
+        self.logging.shutdown()  # open tail streams end
         self.grpc_server.stop(grace=1.0).wait(2.0)
         self.rest_server.shutdown()
         self.rest_server.server_close()

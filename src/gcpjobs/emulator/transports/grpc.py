@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -32,14 +32,45 @@ def _behaviour(dispatcher: Dispatcher, method: Method) -> Callable[[Any, grpc.Se
     return handle
 
 
+def _streaming_behaviour(
+    dispatcher: Dispatcher, method: Method
+) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
+    """A bidi stream: the service yields responses, or None while it has nothing to send (so
+    that a stream the client closed ends within one poll)."""
+
+    def handle(requests: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            responses = dispatcher.call(method, requests)
+            for response in responses:
+                if not context.is_active():
+                    break
+                if response is not None:
+                    yield response
+        except ServiceError as error:
+            context.abort(error.code, error.message)
+        except Exception as error:
+            _log.exception("%s failed", method.key)
+            context.abort(grpc.StatusCode.INTERNAL, f"Internal error in the gcpjobs emulator: {error}")
+
+    return handle
+
+
 def _handlers(dispatcher: Dispatcher) -> Iterable[grpc.GenericRpcHandler]:
     by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for method in dispatcher.methods.values():
-        by_service.setdefault(method.service, {})[method.name] = grpc.unary_unary_rpc_method_handler(
-            _behaviour(dispatcher, method),
-            request_deserializer=method.deserialize,
-            response_serializer=method.serialize,
-        )
+        if method.streaming:
+            handler = grpc.stream_stream_rpc_method_handler(
+                _streaming_behaviour(dispatcher, method),
+                request_deserializer=method.deserialize,
+                response_serializer=method.serialize,
+            )
+        else:
+            handler = grpc.unary_unary_rpc_method_handler(
+                _behaviour(dispatcher, method),
+                request_deserializer=method.deserialize,
+                response_serializer=method.serialize,
+            )
+        by_service.setdefault(method.service, {})[method.name] = handler
     return [grpc.method_handlers_generic_handler(service, handlers)
             for service, handlers in by_service.items()]
 

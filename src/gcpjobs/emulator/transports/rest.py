@@ -39,7 +39,7 @@ class _Route:
     http_method: str
     pattern: re.Pattern[str]
     method_key: str
-    path_field: str  # the request field the captured path fills ("parent", "name", "job.name")
+    path_field: str  # the request field the captured path fills ("parent", "name", "job.name"; "": none)
     body_field: str | None = None  # the field the JSON body fills; "*": the whole request; None: no body
 
 
@@ -83,6 +83,9 @@ _ROUTES = (
            "Operations.ListOperations", "name"),
     _Route("POST", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+):wait$"),
            "Operations.WaitOperation", "name", "*"),
+    # Cloud Logging v2 (the JSON API google-cloud-logging's HTTP client speaks). TailLogEntries
+    # is gRPC only: REST offers no usable streaming.
+    _Route("POST", re.compile(r"^/v2/entries:list$"), "LoggingServiceV2.ListLogEntries", "", "*"),
 )
 
 
@@ -114,6 +117,10 @@ def _bad_payload(error: Exception) -> ServiceError:
 
 
 _QUERY_BOOLS = {"true": True, "false": False}
+# Google's system parameters (https://cloud.google.com/apis/docs/system-parameters) that the
+# JSON-API clients send (google-cloud-logging's HTTP client: prettyPrint=false); not fields.
+_SYSTEM_PARAMETERS = frozenset({"alt", "prettyPrint", "fields", "key", "quotaUser", "callback",
+                                "access_token", "upload_protocol", "uploadType"})
 
 
 def _query_value(pb: ProtobufMessage, key: str, value: str) -> Any:
@@ -131,7 +138,7 @@ def build_request(method: Method, route: _Route, captured: str, query: str, body
     fields: dict[str, Any] = {
         key: _query_value(pb, key, values[-1])
         for key, values in parse_qs(query, keep_blank_values=True).items()
-        if not key.startswith("$")  # system parameters such as $alt
+        if not key.startswith("$") and key not in _SYSTEM_PARAMETERS  # such as $alt
     }
     try:
         json_format.ParseDict(fields, pb, ignore_unknown_fields=False)
@@ -150,6 +157,8 @@ def build_request(method: Method, route: _Route, captured: str, query: str, body
         except json_format.ParseError as error:
             raise _bad_payload(error) from None
     # The path wins over the same field in the body, as in Google's HTTP transcoding.
+    if not route.path_field:
+        return request
     *parents, leaf = route.path_field.split(".")
     holder = pb
     for field_name in parents:
@@ -212,7 +221,8 @@ class RestHandler(BaseHTTPRequestHandler):
             if route.http_method != http_method:
                 continue
             method = self.server.dispatcher.methods[route.method_key]
-            request = build_request(method, route, match.group(1), query, body)
+            captured = match.group(1) if match.groups() else ""
+            request = build_request(method, route, captured, query, body)
             return _pb(self.server.dispatcher.call(method, request))
         if known_path:
             raise ServiceError(grpc.StatusCode.UNIMPLEMENTED,
