@@ -54,6 +54,10 @@ class Spec(BaseModel):
         except ValidationError as exc:
             raise spec_error_from(exc) from None
 
+    # Nested specs (a worker pool) are validated by pydantic directly, not through `cls(**data)`,
+    # which would raise TypeError for a mapping with non-text keys (`{0: null}` in YAML).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         try:
@@ -100,7 +104,8 @@ class Spec(BaseModel):
             known = set(cls.model_fields) | cls.input_aliases
             for key in data:
                 if key not in known:
-                    raise SpecError(unknown_field_message(str(key), known), field=str(key))
+                    raise SpecError(unknown_field_message(str(key), known),
+                                    field=field_path([str(key)]))
         return data
 
 
@@ -226,22 +231,33 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise SpecError(f"must be a duration, not true/false; {DURATION_HINT}")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if not isinstance(value, str):
         raise SpecError(f"must be a duration, not {type_name(value)}; {DURATION_HINT}")
     text = value.strip()
     try:
-        return timedelta(seconds=float(text))
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return _seconds(number, value)
     parts = _DURATION_PART.findall(text)
     if parts and _DURATION_PART.sub("", text).strip() == "":
         seconds = sum(float(number) * _UNIT_SECONDS[unit[0].lower()] for number, unit in parts)
-        return timedelta(seconds=seconds)
+        return _seconds(seconds, value)
     try:
         return _TIMEDELTA.validate_python(text)
     except ValidationError:
         raise SpecError(f"{shown(value)} is not a duration; {DURATION_HINT}") from None
+
+
+def _seconds(seconds: float, value: Any) -> timedelta:
+    """timedelta(seconds=...), refusing NaN, infinity and spans beyond what it holds."""
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise SpecError(f"{shown(value)} is not a usable duration (not a finite number of "
+                        f"seconds, or too long); {DURATION_HINT}") from None
 
 
 def scalar_text(value: Any) -> Any:

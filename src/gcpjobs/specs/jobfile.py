@@ -308,7 +308,8 @@ def _read_scheduling(document: _Document, data: Any, path: str) -> None:
     document.put("restart_job_on_worker_restart", scheduling, "restart_job_on_worker_restart")
     document.put("disable_retries", scheduling, "disable_retries")
     document.put("scheduling_strategy", scheduling, "strategy",
-                 lambda value: _STRATEGY_ALIASES.get(value, value))
+                 lambda value: _STRATEGY_ALIASES.get(value, value) if isinstance(value, str)
+                 else value)
 
 
 def _read_pools(document: _Document, data: Any, path: str) -> None:
