@@ -184,6 +184,29 @@ class EmulatorProcess:
             {"method": method, "fault": fault, "count": count},
         )
 
+    def set_fault_rates(
+        self,
+        method: str,
+        rates: Mapping[str, float],
+        *,
+        latency_seconds: float = 0.0,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Faults drawn per call of `method` (`*`: every method) with these probabilities, from
+        an RNG seeded with `seed`, after `latency_seconds`; empty rates and no latency remove
+        the rule. Returns the faults document (armed, rules, injected)."""
+        result: dict[str, Any] = admin_call(
+            self.rest_endpoint, "POST", "/_emulator/faults",
+            {"method": method, "rates": dict(rates), "latency_seconds": latency_seconds,
+             "seed": seed},
+        )
+        return result
+
+    def faults(self) -> dict[str, Any]:
+        """`{"armed": ..., "rules": ..., "injected": {method: {fault: count}}}`."""
+        result: dict[str, Any] = admin_call(self.rest_endpoint, "GET", "/_emulator/faults")
+        return result
+
     def add_secret(self, name: str, value: str) -> str:
         """Add a version to the local secret store Cloud Run jobs read; returns its number."""
         result: dict[str, Any] = admin_call(

@@ -9,7 +9,8 @@
     POST /_emulator/reset      stop every job and execution, forget all records, zero the counters
     POST /_emulator/secrets    {"name": NAME, "value": VALUE} adds a version to the local secret
                                store Cloud Run jobs read (cloudrun/secrets.py)
-    GET|POST|DELETE /_emulator/faults   see faults.py
+    GET|POST|DELETE /_emulator/faults   one-shot faults and per-method rules (rates, latency,
+                               seed); GET also counts the faults injected; see faults.py
     GET  /_emulator/web-access/{job}/{replica}   what web_access_uris point at
 """
 
@@ -135,10 +136,12 @@ class Admin:
     def _faults(self, http_method: str, document: Any) -> AdminReply:
         if http_method == "DELETE":
             self.faults.clear()
-            return AdminReply(200, {"armed": {}})
+            return AdminReply(200, self._faults_document())
         if http_method == "POST":
             if not isinstance(document, dict):
                 return _bad_request('send {"method": "JobService.CreateCustomJob", "fault": "reply_lost", "count": 1}')
+            if "rates" in document or "latency_seconds" in document:
+                return self._fault_rule(document)
             count = document.get("count", 1)
             if isinstance(count, bool) or not isinstance(count, int):
                 return _bad_request(f"count must be a whole number, got {count!r}")
@@ -148,7 +151,23 @@ class Admin:
                 return _bad_request(str(error))
         elif http_method != "GET":
             return _error(405, "UNIMPLEMENTED", f"{http_method} is not supported on /_emulator/faults")
-        return AdminReply(200, {"armed": self.faults.armed()})
+        return AdminReply(200, self._faults_document())
+
+    def _faults_document(self) -> dict[str, Any]:
+        return {"armed": self.faults.armed(), "rules": self.faults.rules(),
+                "injected": self.faults.injected()}
+
+    def _fault_rule(self, document: dict[str, Any]) -> AdminReply:
+        rates = document.get("rates", {})
+        if not isinstance(rates, dict):
+            return _bad_request('rates must be a mapping such as {"unavailable": 0.05}')
+        try:
+            self.faults.set_rule(str(document.get("method", "")), rates,
+                                 latency_seconds=document.get("latency_seconds", 0.0),
+                                 seed=document.get("seed"))
+        except FaultError as error:
+            return _bad_request(str(error))
+        return AdminReply(200, self._faults_document())
 
     def _add_secret(self, document: Any) -> AdminReply:
         name = document.get("name") if isinstance(document, dict) else None
