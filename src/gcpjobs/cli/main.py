@@ -13,7 +13,13 @@ from typing import Annotated, NoReturn
 import typer
 
 from gcpjobs import __version__
-from gcpjobs.cli import emulator_commands, job_commands, step_commands, template_commands
+from gcpjobs.cli import (
+    attach_commands,
+    emulator_commands,
+    job_commands,
+    step_commands,
+    template_commands,
+)
 from gcpjobs.cli.console import err_console
 
 # Exit codes, documented in the README.
@@ -34,6 +40,7 @@ app.add_typer(emulator_commands.app, name="emulator")
 app.add_typer(template_commands.app, name="template")
 app.add_typer(step_commands.app, name="step")
 job_commands.register(app)
+attach_commands.register(app)
 
 _state = {"debug": False}
 

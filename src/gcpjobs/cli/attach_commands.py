@@ -1,0 +1,123 @@
+"""`gcpjobs attach`: follow again the running jobs gcpjobs submitted, after the `gcpjobs run`
+that followed them was killed (or its terminal closed).
+
+Jobs are found by the submission-id label every gcpjobs job carries, so nothing has to be
+remembered locally: any machine with access to the project can attach. All of them are
+followed by one shared watcher (one list call per region per cycle, whatever their number).
+Attaching is passive: Ctrl-C stops following and leaves the jobs running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from gcpjobs.cli.console import console, err_console
+from gcpjobs.cli.job_commands import (
+    _SERVICE_MISSING,
+    KINDS,
+    KindOption,
+    ProjectOption,
+    RegionOption,
+    TransportOption,
+    _kind,
+    _transport,
+)
+
+if TYPE_CHECKING:
+    from gcpjobs.clients.protocol import JobClient
+    from gcpjobs.results import JobResult, JobStatus
+
+EXIT_INTERRUPTED = 130
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(attach)
+
+
+async def running_submissions(client: JobClient, kind: str) -> list[JobStatus]:
+    """The jobs (Vertex) or executions (Cloud Run) gcpjobs submitted that have not ended."""
+    from gcpjobs.specs.labels import SUBMISSION_LABEL
+
+    found: list[JobStatus] = []
+    if kind == "vertex":
+        from gcpjobs.clients.vertex import UNENDED_FILTER, AsyncVertexClient
+
+        assert isinstance(client, AsyncVertexClient)
+        async for status in client.list(filter=UNENDED_FILTER):
+            found.append(status)
+    else:
+        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+
+        assert isinstance(client, AsyncCloudRunClient)
+        async for status in client.list():  # Cloud Run lists have no filter
+            if SUBMISSION_LABEL in status.labels and not status.is_terminal:
+                found.append(status)
+    return found
+
+
+def attach(
+    project: ProjectOption = None,
+    region: RegionOption = None,
+    kind: KindOption = None,
+    transport: TransportOption = "grpc",
+    wait: Annotated[bool, typer.Option(
+        help="Follow the jobs until they end (--no-wait: only list them).")] = True,
+) -> None:
+    """Follow again the running jobs gcpjobs submitted (found by their label) until they end."""
+    from gcpjobs.cli.render import print_job_table, print_result
+    from gcpjobs.clients.kinds import client_for_kind
+    from gcpjobs.errors import ApiError
+    from gcpjobs.watch.shared import default_watcher
+
+    chosen = _kind(kind)
+    kinds = [chosen] if chosen else list(KINDS)
+    mode = _transport(transport)
+
+    async def follow() -> int:
+        clients = {k: client_for_kind(k, project=project, region=region or "us-central1",
+                                      transport=mode) for k in kinds}
+        try:
+            found: list[tuple[JobClient, JobStatus]] = []
+            for listed_kind, client in clients.items():
+                try:
+                    statuses = await running_submissions(client, listed_kind)
+                except ApiError as error:
+                    if chosen or error.code not in _SERVICE_MISSING:
+                        raise
+                    err_console.print(f"{listed_kind} jobs not looked at: {error}",
+                                      style="yellow", highlight=False, soft_wrap=True)
+                    continue
+                found.extend((client, status) for status in statuses)
+            if not found:
+                err_console.print("no running jobs submitted by gcpjobs here", highlight=False)
+                return 0
+            print_job_table(console, [status for _, status in found])
+            if not wait:
+                return 0
+            err_console.print(f"attached to {len(found)} job(s); Ctrl-C stops following "
+                              "(the jobs keep running)", highlight=False)
+            watcher = default_watcher()
+
+            def report(change: object) -> None:
+                console.print(str(change), highlight=False, soft_wrap=True)
+
+            results: list[JobResult] = await asyncio.gather(*(
+                watcher.wait(client, status.name, on_change=report, known=status)
+                for client, status in found))
+            for result in results:
+                print_result(console, result)
+            return 0 if all(result.succeeded for result in results) else 1
+        finally:
+            for client in clients.values():
+                await client.close()
+
+    try:
+        code = asyncio.run(follow())
+    except KeyboardInterrupt:
+        err_console.print("stopped following; the jobs keep running", style="yellow",
+                          highlight=False)
+        code = EXIT_INTERRUPTED
+    raise typer.Exit(code)
