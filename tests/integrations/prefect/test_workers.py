@@ -33,8 +33,10 @@ from gcpjobs.errors import GcpJobsError
 from gcpjobs.integrations.prefect import CloudRunWorker, VertexWorker
 from gcpjobs.integrations.prefect.worker import (
     CANCEL_POLL_ENV,
+    FORWARD_LOGS_ENV,
     GcpJobsWorker,
     cancel_poll_seconds,
+    forward_logs_enabled,
 )
 from tests.waiting import wait_for, wait_for_async
 
@@ -183,10 +185,14 @@ async def test_flow_run_completes_as_exactly_one_job(
     assert name and name.startswith(f"{LOCATION}/")
     if worker_type is VertexWorker:
         assert [job.name for job in jobs_of(emulator, worker_type, run.id)] == [name]
-    await log_text(prefect, run.id,
-                   "hello gcpjobs, from job",  # printed inside the job
-                   f"Created {worker_type.service_name} job {name}",
-                   f"RUNNING -> SUCCEEDED {name}")  # the worker's state-change lines
+    source = "workerpool0-0" if worker_type is VertexWorker else "task-0"
+    logs = await log_text(prefect, run.id,
+                          "hello gcpjobs, from job",  # printed inside the job
+                          f"Created {worker_type.service_name} job {name}",
+                          f"RUNNING -> SUCCEEDED {name}")  # the worker's state-change lines
+    # The job's own output, forwarded by the worker (the flow's print went to its stderr).
+    assert any(line.startswith(f"[{source}") and "hello gcpjobs, from job" in line
+               for line in logs.splitlines()), logs
 
 
 @pytest.mark.parametrize("worker_type", WORKERS, ids=lambda w: w.type)
@@ -206,7 +212,9 @@ async def test_job_that_cannot_start_leaves_the_flow_run_crashed_with_the_reason
 
     assert run.state is not None and run.state.type is StateType.CRASHED, run.state
     assert "no-such-command-gcpjobs" in (run.state.message or "")
-    await log_text(prefect, run.id, "ended FAILED", "no-such-command-gcpjobs")
+    logs = await log_text(prefect, run.id, "ended FAILED", "no-such-command-gcpjobs")
+    # What the job wrote about it reached the flow run's log too, though no flow ever ran.
+    assert "] " in logs and logs.count("no-such-command-gcpjobs") >= 2, logs
 
 
 @pytest.mark.parametrize("worker_type", WORKERS, ids=lambda w: w.type)
@@ -419,3 +427,19 @@ async def test_a_new_worker_re_attaches_to_the_job_of_a_worker_that_died(
     assert f"Vertex AI job {name} ended FAILED" in (run.state.message or ""), run.state.message
     await log_text(prefect, run.id, f"Re-attached to Vertex AI job {name}", "ended FAILED")
     assert [job.name for job in jobs_of(emulator, VertexWorker, run.id)] == [name]
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_a_bad_forward_logs_setting_is_one_line(value: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FORWARD_LOGS_ENV, value)
+    with pytest.raises(GcpJobsError, match=rf"^{FORWARD_LOGS_ENV}='{value}' must be true or false$"):
+        forward_logs_enabled()
+
+
+async def test_log_forwarding_can_be_turned_off(
+        prefect_env: str, prefect: PrefectClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FORWARD_LOGS_ENV, "false")
+    run = await run_flow(prefect, VertexWorker, "hello", parameters={"name": "quiet"})
+    logs = await log_text(prefect, run.id, "hello quiet, from job", "RUNNING -> SUCCEEDED")
+    assert "[workerpool0-0]" not in logs

@@ -68,6 +68,11 @@ if TYPE_CHECKING:
     from gcpjobs.results import JobStatus
     from gcpjobs.watch.events import StateChange
 
+# Job log lines are copied into the flow run's log unless this is set to 0/false/no.
+FORWARD_LOGS_ENV = "GCPJOBS_PREFECT_FORWARD_LOGS"
+# Cloud Logging allows 60 list requests a minute per project: poll gently on GCP.
+_LOG_POLL_GCP = 10.0
+_LOG_POLL_EMULATOR = 0.3
 # How often the in-flight flow runs are checked for a cancel request (one query for all).
 CANCEL_POLL_ENV = "GCPJOBS_PREFECT_CANCEL_POLL_SECONDS"
 _DEFAULT_CANCEL_POLL_SECONDS = 2.0
@@ -94,6 +99,16 @@ def cancel_poll_seconds() -> float:
         raise GcpJobsError(f"{CANCEL_POLL_ENV}={text!r} must be a number of seconds above 0, "
                            "e.g. 2")
     return seconds
+
+
+def forward_logs_enabled() -> bool:
+    """Whether job log lines go to the flow run's log (`GCPJOBS_PREFECT_FORWARD_LOGS`)."""
+    text = os.environ.get(FORWARD_LOGS_ENV, "").strip().lower()
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise GcpJobsError(f"{FORWARD_LOGS_ENV}={text!r} must be true or false")
 
 
 class CancellationWatch:
@@ -249,13 +264,18 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
 
         if self._cancellation is not None:
             self._cancellation.add(flow_run.id)
+        ended = asyncio.Event()
+        forwarding = asyncio.get_running_loop().create_task(
+            self._forward_logs(flow_run, client, name, ended.is_set))
         try:
             result = await default_watcher().wait(
                 client, name, on_change=log_change, known=status)
         finally:
+            ended.set()  # the forwarder makes one last read, then stops
             if self._cancellation is not None:
                 self._cancellation.discard(flow_run.id)
             self._jobs.pop(flow_run.id, None)
+        await forwarding
         if spec is not None:
             await client.finish(spec, name)
 
@@ -268,6 +288,30 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
             # Refused by Prefect when the flow already reported its own end (Failed ...).
             await self._propose_crashed_state(flow_run, message)
         return GcpJobsWorkerResult(identifier=name, status_code=result.exit_code)
+
+    async def _forward_logs(self, flow_run: FlowRun, client: JobClient, name: str,
+                            ended: Callable[[], bool]) -> None:
+        """Copy the job's log lines into the flow run's log as they are written, each once,
+        until the job has ended: what the job printed before the flow's own logging began
+        (a missing package, a crash) is there too. Trouble reading logs is reported once,
+        never fails the run."""
+        from gcpjobs.clients.logs import AsyncLogReader
+
+        logger = self.get_flow_run_logger(flow_run)
+        try:
+            if not forward_logs_enabled():
+                return
+            target = client.target
+            interval = _LOG_POLL_EMULATOR if target.is_emulator else _LOG_POLL_GCP
+            async with AsyncLogReader(target, credentials=getattr(client, "credentials", None)
+                                      ) as reader:
+                async for line in reader.follow(name, until=ended, interval=interval):
+                    # INFO either way: Prefect's own console logging goes to stderr.
+                    stream = " stderr" if line.stderr else ""
+                    logger.info(f"[{line.source}{stream}] {line.text}")
+        except Exception as error:
+            logger.warning(f"Could not forward the logs of {self.service_name} job {name}: "
+                           f"{str(error).splitlines()[0][:200]}")
 
     # ---------------------------------------------------------------------------- re-attach
 
