@@ -5,6 +5,9 @@ following it to its final state (CANCELLED, or whatever it reached first). A sec
 within the grace period stops following and leaves the job running, saying so; one after the
 cancel was sent stops following a job that is already stopping. The exit code is 0 only for
 SUCCEEDED.
+
+While it follows, the job's log lines are printed as they are logged (`TIMESTAMP SOURCE  text`),
+on stderr with the state lines; the result goes to stdout.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from gcpjobs.cli.console import console, err_console
+from gcpjobs.cli.logs_commands import ended_since, stream_job_lines_tolerantly
 from gcpjobs.cli.render import format_duration, format_time, print_result, state_text
 from gcpjobs.errors import GcpJobsError
 from gcpjobs.states import JobState
@@ -74,6 +78,7 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
     waiting: asyncio.Task[JobResult] | None = None
     cancel_requests: list[asyncio.Task[None]] = []
     pending_cancel: asyncio.TimerHandle | None = None
+    streaming: asyncio.Future[None] | None = None
 
     def on_change(change: StateChange) -> None:
         line.state = change.current
@@ -106,6 +111,10 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
             waiting = asyncio.ensure_future(
                 client.wait(name, on_change=on_change, known=created)
             )
+            # The job's lines, through the Live's console so the state line stays intact.
+            target = client.target
+            streaming = asyncio.ensure_future(stream_job_lines_tolerantly(
+                target, name, live.console, until=ended_since(waiting.done, target)))
             try:
                 result = await waiting
             except asyncio.CancelledError:
@@ -126,6 +135,7 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
                     )
                 err_console.print(message, style="yellow", highlight=False, soft_wrap=True)
                 return EXIT_INTERRUPTED
+            await streaming  # its last read comes after the end: no line is lost
         if pending_cancel is not None:
             pending_cancel.cancel()  # the job ended inside the grace period
         for request in cancel_requests:
@@ -134,6 +144,10 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
                 await request
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+        if streaming is not None and not streaming.done():
+            streaming.cancel()
+            with suppress(asyncio.CancelledError):
+                await streaming
     await client.finish(job, name)  # e.g. a Cloud Run Job that is not kept is deleted
     print_result(console, result)
     return result.exit_code

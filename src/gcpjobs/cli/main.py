@@ -17,6 +17,7 @@ from gcpjobs.cli import (
     attach_commands,
     emulator_commands,
     job_commands,
+    logs_commands,
     step_commands,
     template_commands,
 )
@@ -41,6 +42,7 @@ app.add_typer(template_commands.app, name="template")
 app.add_typer(step_commands.app, name="step")
 job_commands.register(app)
 attach_commands.register(app)
+logs_commands.register(app)
 
 _state = {"debug": False}
 

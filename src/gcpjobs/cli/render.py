@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from gcpjobs.clients.logs import LogLine
     from gcpjobs.results import JobResult, JobStatus
 
 STATE_STYLES: dict[JobState, str] = {
@@ -48,6 +49,17 @@ def format_duration(delta: timedelta | None) -> str:
 
 def format_time(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def log_line_text(line: LogLine) -> Text:
+    """`TIMESTAMP SOURCE  text`: the time in UTC (RFC 3339, milliseconds), the replica or task;
+    a line the job wrote to stderr has `SOURCE:stderr` and is red."""
+    moment = line.timestamp.astimezone(timezone.utc)
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if line.stderr:
+        return Text.assemble((stamp, "dim"), " ", (f"{line.source}:stderr", "red"), "  ",
+                             (line.text, "red"))
+    return Text.assemble((stamp, "dim"), " ", (line.source, "cyan"), "  ", line.text)
 
 
 def print_status(console: Console, status: JobStatus) -> None:

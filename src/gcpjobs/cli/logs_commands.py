@@ -1,0 +1,184 @@
+"""`gcpjobs logs NAME [--follow] [--since]`: a job's log lines, read through Cloud Logging.
+
+NAME is resolved as `gcpjobs status` resolves it. Each line is printed to stdout as
+`TIMESTAMP SOURCE  text` (`SOURCE:stderr` for what the job wrote to stderr). With `--follow`
+the command keeps printing until the job has ended, then exits with the job's code (0 only for
+SUCCEEDED); without it, it prints what has been logged so far and exits 0.
+
+`stream_job_lines` is shared with `gcpjobs run`, which shows the lines while it follows a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from gcpjobs.cli.console import console, err_console
+from gcpjobs.cli.job_commands import (
+    KindOption,
+    NameArgument,
+    ProjectOption,
+    RegionOption,
+    TransportOption,
+    _kind,
+    _locate,
+    _transport,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gcpjobs.clients.logs import LogCursor
+    from gcpjobs.clients.target import Target
+
+# Cloud Logging allows 60 read requests a minute per project: poll GCP gently, and keep
+# polling a little after the job ended, as lines reach Logging a few seconds late there.
+EMULATOR_INTERVAL = 0.3
+GCP_INTERVAL = 5.0
+GCP_LATE_LINES_SECONDS = 10.0
+# A log read that fails while a job is followed is retried after these pauses, then given up.
+RETRY_PAUSES = (1.0, 2.0, 4.0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(logs)
+
+
+def poll_interval(target: Target) -> float:
+    return EMULATOR_INTERVAL if target.is_emulator else GCP_INTERVAL
+
+
+def ended_since(done: Callable[[], bool], target: Target) -> Callable[[], bool]:
+    """`until` for a follow: true once `done()` has been true for the late-lines grace."""
+    grace = 0.0 if target.is_emulator else GCP_LATE_LINES_SECONDS
+    first_done: list[float] = []
+
+    def until() -> bool:
+        if not done():
+            return False
+        if not first_done:
+            first_done.append(time.monotonic())
+        return time.monotonic() - first_done[0] >= grace
+
+    return until
+
+
+async def stream_job_lines(
+    target: Target, name: str, out: Console, *, until: Callable[[], bool],
+    since: datetime | None = None, cursor: LogCursor | None = None,
+) -> None:
+    """Print the job's lines on `out` as they are logged, each once, until `until()` (see
+    `AsyncLogReader.follow`). Raises GcpJobsError if Logging cannot be read."""
+    from gcpjobs.cli.render import log_line_text
+    from gcpjobs.clients.logs import AsyncLogReader
+
+    async with AsyncLogReader(target) as reader:
+        async for line in reader.follow(name, since=since, cursor=cursor, until=until,
+                                        interval=poll_interval(target)):
+            out.print(log_line_text(line), soft_wrap=True)
+
+
+async def stream_job_lines_tolerantly(
+    target: Target, name: str, out: Console, *, until: Callable[[], bool],
+) -> None:
+    """`stream_job_lines` for a command whose point is something else (`gcpjobs run`): a read
+    that fails is retried with the same cursor (no line twice, none skipped), then given up
+    with a note; it never fails the command."""
+    from gcpjobs.clients.logs import LogCursor
+    from gcpjobs.errors import GcpJobsError
+
+    cursor = LogCursor()
+    failures = 0
+    while True:
+        try:
+            await stream_job_lines(target, name, out, until=until, cursor=cursor)
+            return
+        except GcpJobsError as error:
+            if until() or failures >= len(RETRY_PAUSES):
+                out.print(f"job logs not shown: {error}", style="yellow", markup=False,
+                          highlight=False, soft_wrap=True)
+                return
+            await asyncio.sleep(RETRY_PAUSES[failures])
+            failures += 1
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`--since`: a duration back from now (`10m`, `1h30m`, `90s`) or an RFC 3339 time."""
+    from gcpjobs.errors import SpecError
+    from gcpjobs.specs.base import DURATION_HINT, parse_duration
+
+    now = now or datetime.now(timezone.utc)
+    text = value.strip()
+    if text[:4].isdigit() and text[4:5] == "-":
+        try:
+            moment = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is not an RFC 3339 time, e.g. 2025-01-31T12:00:00Z", param_hint="--since"
+            ) from None
+        return moment if moment.tzinfo is not None else moment.astimezone()
+    try:
+        span = parse_duration(text)
+    except SpecError:
+        raise typer.BadParameter(
+            f"{value!r} is neither a duration nor an RFC 3339 time; {DURATION_HINT}, or give a "
+            "time like 2025-01-31T12:00:00Z",
+            param_hint="--since",
+        ) from None
+    if span.total_seconds() < 0:
+        raise typer.BadParameter(f"{value!r} is negative; give how far back to start",
+                                 param_hint="--since")
+    return now - span
+
+
+def logs(
+    name: NameArgument,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job has ended; "
+                           "then exit 0 only if it SUCCEEDED.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only lines from this long ago on (10m, 2h, 1d) or from an "
+                     "RFC 3339 time (2025-01-31T12:00:00Z)."),
+    ] = None,
+    project: ProjectOption = None,
+    region: RegionOption = None,
+    kind: KindOption = None,
+    transport: TransportOption = "grpc",
+) -> None:
+    """Print a job's (or execution's) log lines: TIMESTAMP SOURCE  text, stderr marked."""
+    chosen = _kind(kind)
+    mode = _transport(transport)
+    start = parse_since(since) if since is not None else None
+
+    async def show() -> int:
+        from gcpjobs.cli.render import log_line_text
+        from gcpjobs.clients.logs import AsyncLogReader
+
+        client, resource = await _locate(name, chosen, project, region, mode)
+        async with client:
+            known = await client.get(resource)  # an unknown job is an error, not silence
+            target = client.target
+            if not follow:
+                async with AsyncLogReader(target) as reader:
+                    for line in await reader.entries(resource, since=start):
+                        console.print(log_line_text(line), soft_wrap=True)
+                return 0
+            waiting = asyncio.ensure_future(client.wait(resource, known=known))
+            try:
+                await stream_job_lines(target, resource, console, since=start,
+                                       until=ended_since(waiting.done, target))
+            finally:
+                if not waiting.done():
+                    waiting.cancel()
+            result = await waiting
+            err_console.print(f"{result.state.value}  {resource}", highlight=False, soft_wrap=True)
+            return result.exit_code
+
+    raise typer.Exit(asyncio.run(show()))
