@@ -28,7 +28,7 @@ def test_attach_follows_the_job_of_a_killed_run_to_its_end(
     release = tmp_path / "release"
     code = ("import pathlib, time\n"
             f"while not pathlib.Path({str(release)!r}).exists(): time.sleep(0.05)\n"
-            "print('done')\n")
+            "print('done', flush=True)\n")
     fields = {"keep_job": True} if kind == "cloud-run" else {}
     run = subprocess.Popen([GCPJOBS, "run", str(python_job(tmp_path, code, kind=kind, **fields))],
                            env=private_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -53,7 +53,9 @@ def test_attach_follows_the_job_of_a_killed_run_to_its_end(
     stdout, stderr = attach.communicate(timeout=60)
     assert attach.returncode == 0, stdout + stderr
     assert f"RUNNING -> SUCCEEDED {name}" in stdout
-    assert "SUCCEEDED" in stdout
+    # The job's log, shown again from its start: its one line, once.
+    assert [line for line in stdout.splitlines() if line.endswith("  done")] != []
+    assert sum(line.endswith("  done") for line in stdout.splitlines()) == 1, stdout
 
 
 def test_attach_with_nothing_running_says_so(private_env: dict[str, str]) -> None:

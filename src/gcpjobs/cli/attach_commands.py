@@ -3,7 +3,8 @@ that followed them was killed (or its terminal closed).
 
 Jobs are found by the submission-id label every gcpjobs job carries, so nothing has to be
 remembered locally: any machine with access to the project can attach. All of them are
-followed by one shared watcher (one list call per region per cycle, whatever their number).
+followed by one shared watcher (one list call per region per cycle, whatever their number),
+and their log lines are shown from each job's start, each once.
 Attaching is passive: Ctrl-C stops following and leaves the jobs running.
 """
 
@@ -67,6 +68,7 @@ def attach(
         help="Follow the jobs until they end (--no-wait: only list them).")] = True,
 ) -> None:
     """Follow again the running jobs gcpjobs submitted (found by their label) until they end."""
+    from gcpjobs.cli.logs_commands import ended_since, stream_job_lines_tolerantly
     from gcpjobs.cli.render import print_job_table, print_result
     from gcpjobs.clients.kinds import client_for_kind
     from gcpjobs.errors import ApiError
@@ -104,9 +106,20 @@ def attach(
             def report(change: object) -> None:
                 console.print(str(change), highlight=False, soft_wrap=True)
 
+            async def follow_one(client: JobClient, status: JobStatus) -> JobResult:
+                """The job's state changes and its log lines (all of them, from its start),
+                until it ends."""
+                waiting = asyncio.ensure_future(
+                    watcher.wait(client, status.name, on_change=report, known=status))
+                target = client.target
+                prefix = f"{status.job_id}  " if len(found) > 1 else ""
+                await stream_job_lines_tolerantly(
+                    target, status.name, console, prefix=prefix,
+                    until=ended_since(waiting.done, target))
+                return await waiting
+
             results: list[JobResult] = await asyncio.gather(*(
-                watcher.wait(client, status.name, on_change=report, known=status)
-                for client, status in found))
+                follow_one(client, status) for client, status in found))
             for result in results:
                 print_result(console, result)
             return 0 if all(result.succeeded for result in results) else 1

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from gcpjobs.cli.console import console, err_console
 from gcpjobs.cli.job_commands import (
@@ -70,21 +71,23 @@ def ended_since(done: Callable[[], bool], target: Target) -> Callable[[], bool]:
 
 async def stream_job_lines(
     target: Target, name: str, out: Console, *, until: Callable[[], bool],
-    since: datetime | None = None, cursor: LogCursor | None = None,
+    since: datetime | None = None, cursor: LogCursor | None = None, prefix: str = "",
 ) -> None:
     """Print the job's lines on `out` as they are logged, each once, until `until()` (see
-    `AsyncLogReader.follow`). Raises GcpJobsError if Logging cannot be read."""
+    `AsyncLogReader.follow`), each after `prefix` (a job's id, when several are followed).
+    Raises GcpJobsError if Logging cannot be read."""
     from gcpjobs.cli.render import log_line_text
     from gcpjobs.clients.logs import AsyncLogReader
 
     async with AsyncLogReader(target) as reader:
         async for line in reader.follow(name, since=since, cursor=cursor, until=until,
                                         interval=poll_interval(target)):
-            out.print(log_line_text(line), soft_wrap=True)
+            out.print(Text(prefix) + log_line_text(line) if prefix else log_line_text(line),
+                      soft_wrap=True)
 
 
 async def stream_job_lines_tolerantly(
-    target: Target, name: str, out: Console, *, until: Callable[[], bool],
+    target: Target, name: str, out: Console, *, until: Callable[[], bool], prefix: str = "",
 ) -> None:
     """`stream_job_lines` for a command whose point is something else (`gcpjobs run`): a read
     that fails is retried with the same cursor (no line twice, none skipped), then given up
@@ -96,7 +99,7 @@ async def stream_job_lines_tolerantly(
     failures = 0
     while True:
         try:
-            await stream_job_lines(target, name, out, until=until, cursor=cursor)
+            await stream_job_lines(target, name, out, until=until, cursor=cursor, prefix=prefix)
             return
         except GcpJobsError as error:
             if until() or failures >= len(RETRY_PAUSES):
