@@ -192,6 +192,17 @@ def kill_process_tree(root_pid: int | None, *, pgid: int, grace: float) -> None:
         _wait_gone(members, time.monotonic() + 5.0)
 
 
+def crash_process_tree(root_pid: int, *, pgid: int) -> None:
+    """SIGKILL the whole tree at once, with no SIGTERM first: what a machine that died, or an
+    out-of-memory kill, does to a replica (the `/_emulator/crash` fault)."""
+    root: psutil.Process | None = None
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(root_pid)
+    members = _tree(root, pgid)
+    _signal_all(members, pgid, signal.SIGKILL)
+    _wait_gone(members, time.monotonic() + 5.0)
+
+
 # ----------------------------------------------------------------------------------- replicas
 
 
@@ -330,6 +341,16 @@ class ReplicaProcess:
             reaped = self.exit is not None
         kill_process_tree(None if reaped else pid, pgid=pid, grace=grace)
 
+    def crash(self) -> bool:
+        """SIGKILL the running tree (see `crash_process_tree`); False if it has already exited."""
+        if self.process is None:
+            return False
+        with self._on_exit:
+            if self.exit is not None:
+                return False
+        crash_process_tree(self.process.pid, pgid=self.process.pid)
+        return True
+
     def close(self, timeout: float = 5.0) -> None:
         """After the tree is gone: let the log pumps drain, then close the log."""
         deadline = time.monotonic() + timeout
@@ -389,6 +410,16 @@ class JobExecution:
         if primary is not None and primary.returncode == 0:
             return Outcome(succeeded=True)
         return None
+
+    def replica_names(self) -> list[str]:
+        return [replica.launch.name for replica in self._replicas]
+
+    def crash(self, replica: str) -> bool:
+        """SIGKILL one replica's tree (the `/_emulator/crash` fault); False if it had exited."""
+        for candidate in self._replicas:
+            if candidate.launch.name == replica:
+                return candidate.crash()
+        raise KeyError(replica)
 
     def stop(self, grace: float) -> None:
         """Kill every replica's tree (in parallel, so the grace period is paid once)."""

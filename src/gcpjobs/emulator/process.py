@@ -207,6 +207,28 @@ class EmulatorProcess:
         result: dict[str, Any] = admin_call(self.rest_endpoint, "GET", "/_emulator/faults")
         return result
 
+    def crash_replica(self, name: str, replica: str | None = None) -> str:
+        """SIGKILL a running Vertex job's replica (default: the primary) as a dead machine
+        would; returns the replica's name. See docs/emulator.md, Job faults."""
+        body: dict[str, Any] = {"name": name}
+        if replica is not None:
+            body["replica"] = replica
+        result: dict[str, Any] = admin_call(self.rest_endpoint, "POST", "/_emulator/crash", body)
+        return str(result["replica"])
+
+    def crash_task(self, execution: str, task: int | None = None) -> int:
+        """SIGKILL the running attempt of a Cloud Run task (default: the lowest running one);
+        returns its index. The attempt fails and is retried as `max_retries` allows."""
+        body: dict[str, Any] = {"name": execution}
+        if task is not None:
+            body["task"] = task
+        result: dict[str, Any] = admin_call(self.rest_endpoint, "POST", "/_emulator/crash", body)
+        return int(result["task"])
+
+    def preempt(self, name: str) -> None:
+        """Reclaim a running SPOT Vertex job's VMs (see docs/emulator.md, Job faults)."""
+        admin_call(self.rest_endpoint, "POST", "/_emulator/preempt", {"name": name})
+
     def add_secret(self, name: str, value: str) -> str:
         """Add a version to the local secret store Cloud Run jobs read; returns its number."""
         result: dict[str, Any] = admin_call(

@@ -114,6 +114,11 @@ class _Control:
     stop: bool = False
     advances: int = 0
     held: bool = False  # waiting to start its tasks (Timings.queued_seconds)
+    running: dict[int, _Attempt] | None = None  # the attempts now running, by task index
+
+
+class TaskCrashError(Exception):
+    """No running attempt of that task to crash."""
 
 
 @dataclass
@@ -208,6 +213,25 @@ class ExecutionRunner:
             if not control.cond.wait_for(lambda: not control.held, timeout):
                 raise AdvanceError(f"the execution did not start within {timeout:g}s")
 
+    def crash(self, name: str, task: int | None = None) -> int:
+        """SIGKILL the running attempt of `task` (default: the lowest running index), as a
+        machine that died would: the attempt fails and is retried as any failed attempt is
+        (`max_retries`). Returns the task's index."""
+        control = self._threads.control(name)
+        if control is None:
+            raise TaskCrashError("the execution is not running")
+        with control.cond:
+            running = dict(control.running or {})
+        candidates = sorted(i for i, a in running.items() if a.process.exit is None)
+        if task is None and candidates:
+            task = candidates[0]
+        if task is None or task not in candidates:
+            raise TaskCrashError("no task of the execution is running" if task is None
+                                 else f"task {task} is not running")
+        if not running[task].process.crash():
+            raise TaskCrashError(f"task {task} has already exited")
+        return task
+
     def timings_changed(self) -> None:
         for control in self._threads.controls():
             with control.cond:
@@ -246,6 +270,7 @@ class _Schedule:
         self.timeout = execution.template.timeout.total_seconds()
         self.pending: deque[tuple[int, int]] = deque((index, 0) for index in range(self.task_count))
         self.running: dict[int, _Attempt] = {}
+        control.running = self.running  # read under control.cond by `ExecutionRunner.crash`
         self.counts = TaskCounts()
         self.started = False
         self.first_failure: Result | None = None

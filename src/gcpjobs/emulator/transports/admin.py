@@ -11,6 +11,9 @@
                                store Cloud Run jobs read (cloudrun/secrets.py)
     GET|POST|DELETE /_emulator/faults   one-shot faults and per-method rules (rates, latency,
                                seed); GET also counts the faults injected; see faults.py
+    POST /_emulator/crash      {"name": JOB, "replica": "workerpool0-0"} or {"name": EXECUTION,
+                               "task": 0}: SIGKILL a running replica's or task's process tree
+    POST /_emulator/preempt    {"name": JOB}: reclaim a running SPOT job's VMs
     GET  /_emulator/web-access/{job}/{replica}   what web_access_uris point at
 """
 
@@ -22,6 +25,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
+from gcpjobs.emulator.cloudrun.runner import ExecutionRunner, TaskCrashError
 from gcpjobs.emulator.cloudrun.secrets import SecretError
 from gcpjobs.emulator.cloudrun.service import CloudRunService
 from gcpjobs.emulator.config import Timings
@@ -29,6 +35,7 @@ from gcpjobs.emulator.errors import ServiceError, http_status_for
 from gcpjobs.emulator.executor import job_dir
 from gcpjobs.emulator.faults import FaultError, FaultRegistry
 from gcpjobs.emulator.stats import RequestStats, snapshot
+from gcpjobs.emulator.vertex.runner import JobFaultError
 from gcpjobs.emulator.vertex.service import JobService
 
 _TIMING_FIELDS = ("queued_seconds", "pending_seconds", "cancel_grace_seconds")
@@ -127,6 +134,8 @@ class Admin:
             return AdminReply(200, {})
         if route == "faults":
             return self._faults(http_method, document)
+        if (http_method, route) in (("POST", "crash"), ("POST", "preempt")):
+            return self._job_fault(route, document)
         if (http_method, route) == ("POST", "secrets"):
             return self._add_secret(document)
         if http_method == "GET" and route.startswith("web-access/"):
@@ -168,6 +177,34 @@ class Admin:
         except FaultError as error:
             return _bad_request(str(error))
         return AdminReply(200, self._faults_document())
+
+    def _job_fault(self, route: str, document: Any) -> AdminReply:
+        """`crash` and `preempt`: faults of a running job rather than of an API call."""
+        name = document.get("name") if isinstance(document, dict) else None
+        if not isinstance(name, str) or not name:
+            return _bad_request('send {"name": "projects/P/locations/L/customJobs/ID"} or a '
+                                'Cloud Run execution name')
+        try:
+            if "/executions/" in name:
+                task = document.get("task")
+                if route != "crash":
+                    return _bad_request("only Vertex jobs on Spot VMs are preempted")
+                if task is not None and (isinstance(task, bool) or not isinstance(task, int)):
+                    return _bad_request(f"task must be a task index, got {task!r}")
+                runner = self.cloud_run.runner
+                if not isinstance(runner, ExecutionRunner):
+                    return _bad_request("this emulator's Cloud Run runner has no crash fault")
+                return AdminReply(200, {"name": name, "task": runner.crash(name, task)})
+            if route == "preempt":
+                self.service.runner.preempt(name)
+                return AdminReply(200, {"name": name})
+            replica = document.get("replica")
+            if replica is not None and not isinstance(replica, str):
+                return _bad_request(f"replica must be a name such as workerpool0-0, got {replica!r}")
+            return AdminReply(200, {"name": name, "replica": self.service.runner.crash(name, replica)})
+        except (JobFaultError, TaskCrashError) as error:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"Cannot {route} {name}: {error}.") from None
 
     def _add_secret(self, document: Any) -> AdminReply:
         name = document.get("name") if isinstance(document, dict) else None

@@ -42,12 +42,30 @@ CODE_CANCELLED = 1
 CODE_INVALID_ARGUMENT = 3  # what Vertex reports for a replica's own failure
 CODE_DEADLINE_EXCEEDED = 4
 CODE_INTERNAL = 13
+CODE_UNAVAILABLE = 14  # the emulator's choice for a preempted job whose retries are spent
+
+# "Vertex AI retries the whole job up to 3 times" (Understand the Vertex AI serverless
+# training service: restarts after non-permanent errors); the emulator uses the same bound for
+# preemptions and for restarts under `restart_job_on_worker_restart`.
+MAX_JOB_RETRIES = 3
 
 CANCELLED_MESSAGE = "CANCELED"  # the real service's spelling
 STOPPED_MESSAGE = (
     "The gcpjobs emulator stopped while this job was running; its replicas were stopped and "
     "the job cannot be resumed."
 )
+
+
+def preempted_message(retries: int) -> str:
+    spent = f" after {retries} retries" if retries else ""
+    return (
+        f"The job's Spot VMs were preempted (capacity reclaimed by Compute Engine){spent}, and "
+        "the job was not retried again (scheduling.disable_retries, or the retries are spent)."
+    )
+
+
+class JobFaultError(Exception):
+    """A job fault (crash, preemption) cannot be applied to this job now."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,8 @@ class JobRunner(Protocol):
     def advance(self, name: str, timeout: float = 10.0) -> str: ...
     def timings_changed(self) -> None: ...
     def stop_all(self, timeout: float = 30.0, *, final: bool = True) -> None: ...
+    def crash(self, name: str, replica: str | None = None) -> str: ...
+    def preempt(self, name: str) -> None: ...
 
 
 def exit_message(replica: str, returncode: int) -> str:
@@ -100,6 +120,10 @@ class _Control:
     stop: bool = False
     advances: int = 0
     done: bool = False
+    spot: bool = False  # scheduling.strategy SPOT: the job may be preempted
+    execution: JobExecution | None = None  # the replicas now running (RUNNING only)
+    crashed: set[str] = field(default_factory=set)  # replicas killed by /_emulator/crash
+    preempted: bool = False  # /_emulator/preempt asked for, not yet handled
 
 
 class ProcessRunner:
@@ -154,6 +178,43 @@ class ProcessRunner:
             with control.cond:
                 control.cond.notify_all()
 
+    def crash(self, name: str, replica: str | None = None) -> str:
+        """SIGKILL one running replica's process tree (default: the primary), as a machine
+        that died would; returns the replica's name. The job then fails with that replica's
+        error, or restarts (see `_lifecycle`)."""
+        control = self._control(name)
+        if control is None:
+            raise JobFaultError("the job is not running")
+        with control.cond:
+            execution = control.execution
+            if control.phase != State.JOB_STATE_RUNNING or execution is None or control.cancel:
+                raise JobFaultError(f"the job is {control.phase.name}, not RUNNING")
+            names = execution.replica_names()
+            replica = replica or names[0]
+            if replica not in names:
+                raise JobFaultError(f"the job has no replica {replica!r}; it has {', '.join(names)}")
+            control.crashed.add(replica)
+        if not execution.crash(replica):
+            with control.cond:
+                control.crashed.discard(replica)
+            raise JobFaultError(f"the replica {replica} has already exited")
+        return replica
+
+    def preempt(self, name: str) -> None:
+        """Reclaim a running SPOT job's VMs: its replicas are stopped (SIGTERM, the cancel grace
+        period, SIGKILL), then the job is retried or fails (see `_lifecycle`)."""
+        control = self._control(name)
+        if control is None:
+            raise JobFaultError("the job is not running")
+        with control.cond:
+            if control.phase != State.JOB_STATE_RUNNING or control.execution is None or control.cancel:
+                raise JobFaultError(f"the job is {control.phase.name}, not RUNNING")
+            if not control.spot:
+                raise JobFaultError("only jobs on Spot VMs (job_spec.scheduling.strategy SPOT) "
+                                    "are preempted")
+            control.preempted = True
+            control.cond.notify_all()
+
     def stop_all(self, timeout: float = 30.0, *, final: bool = True) -> None:
         """Stop every job (shutdown, reset): kill its trees, record it FAILED.
 
@@ -197,20 +258,56 @@ class ProcessRunner:
             return self._finish(name, control, State.JOB_STATE_FAILED,
                                 JobError(CODE_INVALID_ARGUMENT, error.message))
         write_service_log(self._data_dir, job_id, plan.notes)
-        execution = JobExecution(job_dir(self._data_dir, job_id), plan.launches, control.cond)
-        try:
-            execution.start()
-        except LaunchError as error:
-            write_service_log(self._data_dir, job_id, [error.message])
-            return self._finish(name, control, State.JOB_STATE_FAILED,
-                                JobError(CODE_INVALID_ARGUMENT, error.message))
+        scheduling = job.job_spec.scheduling
+        timeout = scheduling.timeout
+        deadline = time.monotonic() + timeout.total_seconds() if timeout else None
+        with control.cond:
+            control.spot = scheduling.strategy == aiplatform_v1.Scheduling.Strategy.SPOT
+        retries = 0
+        while True:
+            execution = JobExecution(job_dir(self._data_dir, job_id), plan.launches, control.cond)
+            try:
+                execution.start()
+            except LaunchError as error:
+                write_service_log(self._data_dir, job_id, [error.message])
+                return self._finish(name, control, State.JOB_STATE_FAILED,
+                                    JobError(CODE_INVALID_ARGUMENT, error.message))
+            with control.cond:
+                control.execution = execution
+            try:
+                outcome = self._watch(job, control, execution, plan.launches, deadline,
+                                      first=retries == 0)
+            finally:  # whatever happened, no process of this job outlives it
+                with control.cond:
+                    control.execution = None
+                execution.stop(grace=self._timings().cancel_grace_seconds)
+            with control.cond:
+                preempted = control.preempted and outcome is None
+                control.preempted = False
+                crashed = set(control.crashed)
+                control.crashed.clear()
+            if outcome is None and (control.cancel or control.stop):
+                return self._interrupted(name, control)  # a cancel wins over a preemption
+            lost = outcome.failed.replica if outcome and outcome.failed \
+                and outcome.failed.replica in crashed else None
+            why = None
+            if preempted:
+                why = "its Spot VMs were preempted"
+            elif lost and scheduling.restart_job_on_worker_restart:
+                why = (f"the replica {lost} was lost and "
+                       "scheduling.restart_job_on_worker_restart is set")
+            if why and not scheduling.disable_retries and retries < MAX_JOB_RETRIES:
+                retries += 1
+                write_service_log(self._data_dir, job_id, [
+                    f"The job is restarted (retry {retries} of {MAX_JOB_RETRIES}): {why}; every "
+                    "replica starts again in its working directory."
+                ])
+                continue
+            if preempted:
+                return self._finish(name, control, State.JOB_STATE_FAILED,
+                                    JobError(CODE_UNAVAILABLE, preempted_message(retries)))
+            break
 
-        try:
-            outcome = self._watch(job, control, execution, plan.launches)
-        finally:  # whatever happened, no process of this job outlives it
-            execution.stop(grace=self._timings().cancel_grace_seconds)
-
-        timeout = job.job_spec.scheduling.timeout
         if outcome is None and not (control.cancel or control.stop):
             return self._finish(name, control, State.JOB_STATE_FAILED, JobError(
                 CODE_DEADLINE_EXCEEDED,
@@ -232,17 +329,21 @@ class ProcessRunner:
         control: _Control,
         execution: JobExecution,
         launches: Sequence[ReplicaLaunch],
+        deadline: float | None,
+        *,
+        first: bool = True,
     ) -> Outcome | None:
         """RUNNING until the replicas decide the result (an Outcome), or until a cancel, a
-        shutdown or the timeout (None)."""
-        web_access: dict[str, str] = {}
-        if job.job_spec.enable_web_access:
-            web_access = {launch.name: self._web_access_uri(job.name, launch.name) for launch in launches}
-        self._move(job.name, control, State.JOB_STATE_RUNNING, web_access_uris=web_access)
-        timeout = job.job_spec.scheduling.timeout
-        deadline = time.monotonic() + timeout.total_seconds() if timeout else None
+        shutdown, a preemption or the timeout (None). `first`: this is the job's first run of
+        its replicas (a restart does not enter RUNNING again)."""
+        if first:
+            web_access: dict[str, str] = {}
+            if job.job_spec.enable_web_access:
+                web_access = {launch.name: self._web_access_uri(job.name, launch.name)
+                              for launch in launches}
+            self._move(job.name, control, State.JOB_STATE_RUNNING, web_access_uris=web_access)
         with control.cond:
-            while not (control.cancel or control.stop):
+            while not (control.cancel or control.stop or control.preempted):
                 outcome = execution.outcome()
                 if outcome is not None:
                     return outcome
