@@ -39,6 +39,7 @@ from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError
 from gcpjobs.results import JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL
 from gcpjobs.watch.poll import PollInterval
+from gcpjobs.watch.ratelimit import RateLimit, acquire
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -60,13 +61,15 @@ async def statuses_by_listing(
     scope_of: Callable[[str], str],
     listing: Callable[[str], AsyncGenerator[list[JobStatus], None]],
     get: Callable[[str], Awaitable[JobStatus]],
+    rate_limit: RateLimit | None = None,
 ) -> dict[str, JobStatus]:
     """The status of each of `names` (full resource names) with as few calls as possible.
 
     Names are grouped by `scope_of(name)` (a list call's parent); `listing(scope)` yields that
     scope's pages, and is read only until every wanted name has been seen. Names no listing
     showed get one `get(name)` each; those that do not exist (NOT_FOUND) are left out of the
-    result. Other errors propagate (ApiError, after the client's retries).
+    result. Other errors propagate (ApiError, after the client's retries). Each Get first
+    takes a slot of `rate_limit` (the listing takes its own: pass the limit to it too).
     """
     scopes: dict[str, set[str]] = {}
     for name in names:
@@ -84,6 +87,7 @@ async def statuses_by_listing(
 
     async def fetch(name: str) -> JobStatus | None:
         async with limit:
+            await acquire(rate_limit)
             try:
                 return await get(name)
             except JobNotFoundError:

@@ -30,6 +30,7 @@ from collections.abc import (
     Collection,
     Coroutine,
 )
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gcpjobs.clients.base import (
@@ -49,6 +50,7 @@ from gcpjobs.results import Container, JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.states import JobState
 from gcpjobs.watch.poll import OnChange, wait_until_terminal
+from gcpjobs.watch.ratelimit import RateLimit, acquire
 
 if TYPE_CHECKING:
     from gcpjobs.specs.cloudrun import CloudRunJob
@@ -463,13 +465,14 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
                     yield status
 
     async def _pages(
-        self, parent: str, page_size: int
+        self, parent: str, page_size: int, rate_limit: RateLimit | None = None
     ) -> AsyncGenerator[builtins.list[JobStatus], None]:
         """ListExecutions under `parent` (a job, or `.../jobs/-` for all), newest first, one
-        page per call (each with its own retries)."""
+        page per call (each with its own retries, each first taking a slot of `rate_limit`)."""
         token = ""
         timeout = self.retry_policy.call_timeout
         while True:
+            await acquire(rate_limit)
             executions, token = await self._call(
                 "ListExecutions",
                 functools.partial(_list_page, parent=parent, page_size=page_size,
@@ -479,7 +482,9 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             if not token:
                 return
 
-    async def statuses(self, names: Collection[str]) -> dict[str, JobStatus]:
+    async def statuses(
+        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+    ) -> dict[str, JobStatus]:
         """The current status of each of these executions, with as few API calls as possible.
 
         `names` are executions' full resource names (a bare id is taken as in `get`; the
@@ -487,15 +492,23 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         (`.../jobs/-`, newest first) is read page by page only until all of that region's
         names have been seen, ended ones included; a name not seen by the last page gets one
         GetExecution. Names missing from the result do not exist (their Job was deleted, or
-        they never did).
+        they never did). Every call first takes a slot of `rate_limit`.
         """
         await self._resolved_target()
         return await statuses_by_listing(
             [self.resource_name(name) for name in names],
             scope_of=lambda name: f"{name.split('/jobs/', 1)[0]}/jobs/-",
-            listing=lambda parent: self._pages(parent, _STATUS_PAGE_SIZE),
+            listing=lambda parent: self._pages(parent, _STATUS_PAGE_SIZE, rate_limit),
             get=self.get,
+            rate_limit=rate_limit,
         )
+
+    async def updates(
+        self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
+    ) -> dict[str, JobStatus] | None:
+        """Always None: ListExecutions has no filter, so there is no cheaper way to find what
+        changed than `statuses()` (which callers use instead)."""
+        return None
 
     async def cancel(self, name: str) -> None:
         """Ask the service to cancel the execution; it ends CANCELLED later (see `wait`)."""

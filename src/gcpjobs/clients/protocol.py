@@ -7,12 +7,14 @@ one shape; each client takes its own spec type in `create`.
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
 
 from gcpjobs.clients.target import Target
 from gcpjobs.results import Container, JobResult, JobStatus
 from gcpjobs.watch.poll import OnChange, PollInterval
+from gcpjobs.watch.ratelimit import RateLimit
 
 
 class JobClient(Protocol):
@@ -27,9 +29,20 @@ class JobClient(Protocol):
 
     async def container(self, name: str, /) -> Container: ...
 
-    async def statuses(self, names: Collection[str], /) -> dict[str, JobStatus]:
+    async def statuses(
+        self, names: Collection[str], /, *, rate_limit: RateLimit | None = None
+    ) -> dict[str, JobStatus]:
         """The current status of each of these jobs (full resource names), with as few API
-        calls as possible; names missing from the result do not exist."""
+        calls as possible, each call first taking a slot of `rate_limit`; names missing from
+        the result do not exist."""
+        ...
+
+    async def updates(
+        self, names: Collection[str], since: datetime, /, *, rate_limit: RateLimit | None = None
+    ) -> dict[str, JobStatus] | None:
+        """The status of those of `names` that changed at or after `since`, listing only what
+        changed; a name missing from it has not changed (or is gone, or is not gcpjobs'), which
+        `statuses()` tells. None when the service cannot list by update time."""
         ...
 
     def poll_schedule(self) -> PollInterval: ...

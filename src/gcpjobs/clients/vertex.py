@@ -31,6 +31,7 @@ from collections.abc import (
     Coroutine,
     Iterator,
 )
+from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
 from gcpjobs.clients.base import (
@@ -53,6 +54,7 @@ from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.specs.vertex import VertexJob
 from gcpjobs.states import JobState
 from gcpjobs.watch.poll import OnChange, wait_until_terminal
+from gcpjobs.watch.ratelimit import RateLimit, acquire
 
 T = TypeVar("T")
 
@@ -76,6 +78,17 @@ def _unended_filter() -> str:
 
 
 UNENDED_FILTER = _unended_filter()
+
+
+def updated_since_filter(since: datetime) -> str:
+    """The ListCustomJobs filter for jobs gcpjobs submitted whose `update_time` is at or after
+    `since` (ended ones included) and that have left QUEUED: what a watcher polls between
+    full listings. A job is QUEUED only from its creation until its first change, so a QUEUED
+    job is one the caller either has not observed (and checks otherwise) or has observed
+    QUEUED already: leaving them out keeps a burst of submissions from filling the pages."""
+    stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (f'labels.{SUBMISSION_LABEL}:* AND update_time>="{stamp}" '
+            f"AND state!=JOB_STATE_{JobState.QUEUED.value}")
 
 
 def submission_filter(submission_id: str) -> str:
@@ -264,6 +277,8 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
     """Create, inspect, cancel and wait for Vertex AI custom jobs (settings: see
     `AsyncJobClientBase`)."""
 
+    _no_update_filter = False  # set when the server refuses `updated_since_filter` (`updates`)
+
     def resource_name(self, job_id_or_name: str, region: str | None = None) -> str:
         """`"123"` -> `projects/P/locations/R/customJobs/123`; a full name is returned as is."""
         text = job_id_or_name.strip()
@@ -403,12 +418,14 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
                     yield status
 
     async def _pages(
-        self, parent: str, filter: str, page_size: int
+        self, parent: str, filter: str, page_size: int, rate_limit: RateLimit | None = None
     ) -> AsyncGenerator[builtins.list[JobStatus], None]:
-        """ListCustomJobs under `parent`, one page per call (each with its own retries)."""
+        """ListCustomJobs under `parent`, one page per call (each with its own retries, each
+        first taking a slot of `rate_limit`)."""
         region = region_of(parent) or self.region
         token = ""
         while True:
+            await acquire(rate_limit)
             jobs, token = await self._call(
                 "ListCustomJobs", region,
                 functools.partial(
@@ -420,7 +437,9 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
             if not token:
                 return
 
-    async def statuses(self, names: Collection[str]) -> dict[str, JobStatus]:
+    async def statuses(
+        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+    ) -> dict[str, JobStatus]:
         """The current status of each of these jobs, with as few API calls as possible.
 
         `names` are custom jobs' full resource names (a bare id is taken as in `get`; the
@@ -430,15 +449,55 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
         ended and gets one GetCustomJob. So a watcher's cycle costs a list call per region
         however many jobs run, plus a Get per job that ended. Names missing from the result
         do not exist (deleted, or never made). Jobs gcpjobs did not submit are found too, at
-        the price of a Get each time.
+        the price of a Get each time. Every call first takes a slot of `rate_limit`.
         """
         await self._resolved_target()
         return await statuses_by_listing(
             [self.resource_name(name) for name in names],
             scope_of=parent_of,
-            listing=lambda parent: self._pages(parent, UNENDED_FILTER, _STATUS_PAGE_SIZE),
+            listing=lambda parent: self._pages(
+                parent, UNENDED_FILTER, _STATUS_PAGE_SIZE, rate_limit
+            ),
             get=self.get,
+            rate_limit=rate_limit,
         )
+
+    async def updates(
+        self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
+    ) -> dict[str, JobStatus] | None:
+        """The status of those of `names` that gcpjobs submitted and that changed at or after
+        `since` (an aware datetime, compared with the server's `update_time`): per project and
+        region, ListCustomJobs of the jobs updated since then (`updated_since_filter`), ended
+        ones included, so a cycle costs pages in proportion to what changed, not to how many
+        jobs are watched. A name missing from the result has not changed since `since`, or is
+        still QUEUED, or does not carry gcpjobs' submission label, or no longer exists:
+        callers check names they have not observed, and every name from time to time, with
+        `statuses()`.
+
+        None when the server refuses to filter on `update_time` (the Vertex documents list
+        only `create_time` comparisons; the emulator supports both): callers use
+        `statuses()` instead, and this client does not ask again.
+        """
+        if self._no_update_filter:
+            return None
+        await self._resolved_target()
+        wanted = {self.resource_name(name) for name in names}
+        found: dict[str, JobStatus] = {}
+        filter = updated_since_filter(since)
+        try:
+            for parent in sorted({parent_of(name) for name in wanted}):
+                pages = self._pages(parent, filter, _STATUS_PAGE_SIZE, rate_limit)
+                async with contextlib.aclosing(pages):
+                    async for page in pages:
+                        found.update((s.name, s) for s in page if s.name in wanted)
+        except ApiError as error:
+            if error.code != "INVALID_ARGUMENT":  # our filter is the one thing it could refuse
+                raise
+            logger.warning("the server refuses update_time filters (%s); the watcher lists "
+                           "every unended job in each cycle instead", error.message)
+            self._no_update_filter = True
+            return None
+        return found
 
     async def cancel(self, name: str) -> None:
         """Ask the service to cancel; the job ends CANCELLED later (see `wait`).

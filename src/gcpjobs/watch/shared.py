@@ -7,6 +7,17 @@ poll task per client instead: each cycle asks `client.statuses(every watched nam
 (one list call per region, plus a Get for each job that has just ended; see the clients)
 and hands each status to the waiters on that job.
 
+At thousands of jobs even one listing of every unended job is many pages a cycle, so a
+cycle lists only what changed: `client.updates(names, since)` (Vertex: the jobs gcpjobs
+submitted whose `update_time` is at or after the previous cycle's start, less `overlap`
+for clock skew; ended jobs included, so none is missed). A name it does not show has not
+changed. Names the poll has not observed itself (new waiters, unless the caller's `known`
+status is newer than the cursor) are checked with `statuses()`, and every `resync` seconds
+a full `statuses()` of every name catches anything the cursor could miss (a job deleted
+before its end was seen is then found gone with one Get). A client that cannot list by
+update time (Cloud Run) gets a full `statuses()` each cycle. Every call takes a slot of the
+watcher's `RateLimit`, and the pause after a cycle stretches to what the budget allows.
+
 The waiters report in their own tasks: the poll task only puts a status in a waiter's inbox
 when that waiter has not yet seen its state, and the waiter's `wait()` call runs its
 `on_change` callback. So a slow callback delays only its own job's reports, one that raises
@@ -23,14 +34,18 @@ import contextlib
 import logging
 import math
 import weakref
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from gcpjobs.errors import GcpJobsError, JobNotFoundError
 from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.specs.labels import SUBMISSION_LABEL
 from gcpjobs.states import JobState
 from gcpjobs.watch.events import StateChange
 from gcpjobs.watch.poll import OnChange, PollInterval, WaitTimeoutError, notify
+from gcpjobs.watch.ratelimit import RateLimit, shared_rate_limit
 
 if TYPE_CHECKING:
     from gcpjobs.clients.protocol import JobClient
@@ -40,6 +55,12 @@ logger = logging.getLogger(__name__)
 # Consecutive failed `statuses()` calls (each already retried by the client) after which the
 # waiters of that client fail with the last error: an outage of a few cycles only delays them.
 FAILURE_LIMIT = 10
+
+# How often a full `statuses()` of every watched job backs up the incremental listing, and
+# how far before the previous cycle's start each incremental listing reaches (clock skew
+# between this host and the service; changes seen twice are reported once).
+RESYNC_SECONDS = 600.0
+OVERLAP_SECONDS = {"emulator": 1.0, "gcp": 10.0}
 
 _Delivery = JobStatus | BaseException  # what a waiter's inbox holds
 
@@ -68,7 +89,10 @@ class _ClientPoll:
 
     Times are the event loop's clock. `next_poll` is when the next cycle is due: a new
     waiter brings it forward (at once if its job has not been observed yet, else `fast`
-    from now) and sets `wake`, so a loop asleep for a long interval notices.
+    from now) and sets `wake`, so a loop asleep for a long interval notices. `latest` holds
+    the last observation of each watched job; `unverified` the names whose latest is a
+    caller's `known` status, not yet one of the poll's; `since` the (wall-clock) start of
+    the last successful cycle, from which the next incremental listing reaches back.
     """
 
     def __init__(
@@ -78,6 +102,12 @@ class _ClientPoll:
         self.client = client
         self.interval = interval
         self.waiters: dict[str, list[_Waiter]] = {}
+        self.latest: dict[str, JobStatus] = {}
+        self.unverified: set[str] = set()
+        self.since: datetime | None = None
+        self.last_full = asyncio.get_running_loop().time()  # the first resync is due later
+        self.rate_limit = watcher._rate_limit
+        self.overlap = timedelta(seconds=watcher._overlap or 0.0)
         self.wake = asyncio.Event()
         self.loop = asyncio.get_running_loop()
         self.next_poll = 0.0  # the first cycle is due at once
@@ -87,14 +117,21 @@ class _ClientPoll:
 
     # --------------------------------------------------------------------------- waiters
 
-    def add(self, name: str, waiter: _Waiter, *, observed: bool) -> None:
+    def add(self, name: str, waiter: _Waiter, known: JobStatus | None) -> None:
         self.waiters.setdefault(name, []).append(waiter)
+        latest = self.latest.get(name)
+        if latest is None:
+            if known is not None:
+                self.latest[name] = known
+                self.unverified.add(name)
+        elif name not in self.unverified and not _older(latest, known):
+            waiter.offer(latest)  # what the poll last saw, if the caller's is not newer
         # A new job changes soon (it was just submitted): poll fast again. Its first
         # observation, unless the caller had one, is due at once. (Before the schedule is
         # known the first cycle is due at once anyway.)
         if self.interval is not None:
             self.delay = self.interval.fast
-            soon = self.loop.time() + (self.delay if observed else 0.0)
+            soon = self.loop.time() + (self.delay if known is not None else 0.0)
             self.next_poll = min(self.next_poll, soon)
             self.wake.set()
 
@@ -103,12 +140,19 @@ class _ClientPoll:
         if waiters is not None and waiter in waiters:
             waiters.remove(waiter)
             if not waiters:
-                del self.waiters[name]
+                self._forget(name)
         if not self.waiters:
             self.wake.set()  # nothing left to watch: let the task end now, not after its sleep
 
+    def _forget(self, name: str) -> list[_Waiter]:
+        self.latest.pop(name, None)
+        self.unverified.discard(name)
+        return self.waiters.pop(name, [])
+
     def fail_all(self, error: BaseException) -> None:
         waiters, self.waiters = self.waiters, {}
+        self.latest.clear()
+        self.unverified.clear()
         for name_waiters in waiters.values():
             for waiter in name_waiters:
                 waiter.fail(error)
@@ -117,10 +161,22 @@ class _ClientPoll:
 
     async def _run(self) -> None:
         try:
-            if self.interval is None:
+            if self.interval is None or self.watcher._overlap is None or (
+                self.rate_limit is None and self.watcher._rate_limit_default
+            ):
                 # May resolve the client's target (and start the embedded emulator): a thread.
-                self.interval = await asyncio.to_thread(self.client.poll_schedule)
-                self.delay = self.interval.fast
+                schedule, is_emulator = await asyncio.to_thread(
+                    lambda: (self.client.poll_schedule(), self.client.target.is_emulator)
+                )
+                if self.interval is None:
+                    self.interval = schedule
+                    self.delay = self.interval.fast
+                if self.watcher._overlap is None:
+                    self.overlap = timedelta(
+                        seconds=OVERLAP_SECONDS["emulator" if is_emulator else "gcp"]
+                    )
+                if self.rate_limit is None and self.watcher._rate_limit_default and not is_emulator:
+                    self.rate_limit = shared_rate_limit()
             while self.waiters:
                 pause = self.next_poll - self.loop.time()
                 if pause > 0:
@@ -131,7 +187,9 @@ class _ClientPoll:
                 self.next_poll = math.inf  # waiters added during the cycle bring it forward
                 changed = await self._cycle()
                 self.delay = self.interval.fast if changed else self.interval.after(self.delay)
-                self.next_poll = min(self.next_poll, self.loop.time() + self.delay)
+                # The budget's debt stretches the pause (calls would only wait for it).
+                stretch = self.rate_limit.backlog() if self.rate_limit is not None else 0.0
+                self.next_poll = min(self.next_poll, self.loop.time() + max(self.delay, stretch))
         except Exception as error:  # a target that cannot be resolved, or a bug: never hang
             logger.exception("the gcpjobs watcher of %r stopped", self.client)
             self.fail_all(error)
@@ -140,13 +198,51 @@ class _ClientPoll:
             # this task in time or finds none and starts a new one.
             self.watcher._ended(self)
 
+    async def _observe(self, names: list[str]) -> tuple[dict[str, JobStatus], Collection[str]]:
+        """What this cycle saw, and the names that must be in it (missing ones do not exist).
+
+        Incremental when it can (see the module): the changes since the last cycle, plus a
+        `statuses()` of the names the poll cannot vouch for; otherwise one full `statuses()`.
+        """
+        started = datetime.now(timezone.utc)
+        limit = self.rate_limit
+        if self.loop.time() - self.last_full < self.watcher.resync:
+            # The first cycle reaches back from now: names observed earlier get checked.
+            since = (self.since or started) - self.overlap
+            changes = await self.client.updates(names, since, rate_limit=limit)
+            if changes is not None:
+                check = [name for name in names if self._needs_check(name, since)]
+                checked = await self.client.statuses(check, rate_limit=limit) if check else {}
+                self.watcher._full_checks += len(check)
+                self.since = started
+                return {**changes, **checked}, check
+        self.last_full = self.loop.time()
+        found = await self.client.statuses(names, rate_limit=limit)
+        self.watcher._full_checks += len(names)
+        self.since = started
+        return found, names
+
+    def _needs_check(self, name: str, since: datetime) -> bool:
+        """Whether an incremental listing from `since` could miss a change of `name`: not
+        observed yet, observed only by a caller longer ago than `since`, or not gcpjobs' (the
+        listing shows only jobs with its submission label)."""
+        latest = self.latest.get(name)
+        if latest is None or SUBMISSION_LABEL not in latest.labels:
+            return True
+        if name in self.unverified:
+            # The caller saw it no earlier than its update_time: a later change is listed.
+            if latest.update_time is None or latest.update_time < since:
+                return True
+            self.unverified.discard(name)
+        return False
+
     async def _cycle(self) -> bool:
-        """One `statuses()` call for every watched job, handed to its waiters; whether any
-        waiter saw a change (a failed call counts as none, so the next cycle backs off)."""
+        """One observation of every watched job, handed to its waiters; whether any waiter
+        saw a change (a failed call counts as none, so the next cycle backs off)."""
         names = list(self.waiters)
         self.watcher._calls += 1
         try:
-            found = await self.client.statuses(names)
+            found, required = await self._observe(names)
         except Exception as error:
             self.failures += 1
             if self.failures >= self.watcher.failure_limit:
@@ -163,53 +259,92 @@ class _ClientPoll:
                 )
             return False
         self.failures = 0
+        required = set(required)
         changed = False
         for name in names:
-            waiters = self.waiters.get(name)
-            if not waiters:
+            if not self.waiters.get(name):
                 continue  # its waiters left while the call was out
             status = found.get(name)
             if status is None:
+                if name not in required:
+                    continue  # not listed as changed: unchanged
                 missing = JobNotFoundError(
                     "NOT_FOUND",
                     f"job {name} does not exist (it was deleted, or never existed); check the "
                     "name, project and region",
                 )
-                for waiter in self.waiters.pop(name):
+                for waiter in self._forget(name):
                     waiter.fail(missing)
                 changed = True
                 continue
-            for waiter in waiters:
+            latest = self.latest.get(name)
+            if name not in self.unverified and _older(status, latest):
+                continue  # an overlapping listing's stale copy
+            self.latest[name] = status
+            self.unverified.discard(name)
+            for waiter in self.waiters[name]:
                 changed = waiter.offer(status) or changed
             if status.is_terminal:
-                del self.waiters[name]  # its waiters finish from their inboxes
+                self._forget(name)  # its waiters finish from their inboxes
         return changed
 
 
+def _older(status: JobStatus, than: JobStatus | None) -> bool:
+    """Whether `status` is an older observation of the job than `than` (by update_time)."""
+    if than is None or status.update_time is None or than.update_time is None:
+        return False
+    return status.update_time < than.update_time
+
+
 class JobWatcher:
-    """Follows many jobs with one `statuses()` call per cycle and client (see the module).
+    """Follows many jobs with one poll per client: each cycle lists what changed since the
+    last (see the module).
 
     `interval` overrides every client's own `poll_schedule()`: fast after a new job or a
     change, slower (×growth, up to the cap) while nothing changes. After `failure_limit`
     consecutive failed polls of one client, the waits through it fail with the last error.
-    Use it from one event loop (`default_watcher()` gives one per loop).
+    `rate_limit` is the budget every call of every poll takes a slot of; by default polls of
+    GCP share the process-wide `shared_rate_limit()` (300 calls a minute) and polls of an
+    emulator have none. `resync` is the period, in seconds, of the full check of every job;
+    `overlap` how far back before the previous cycle each incremental listing reaches (by
+    default 1 s on an emulator, 10 s on GCP). Use it from one event loop
+    (`default_watcher()` gives one per loop).
     """
 
     def __init__(
-        self, *, interval: PollInterval | None = None, failure_limit: int = FAILURE_LIMIT
+        self,
+        *,
+        interval: PollInterval | None = None,
+        failure_limit: int = FAILURE_LIMIT,
+        rate_limit: RateLimit | None = None,
+        resync: float = RESYNC_SECONDS,
+        overlap: float | None = None,
     ) -> None:
         if failure_limit < 1:
             raise GcpJobsError(f"failure_limit must be at least 1, got {failure_limit}")
+        if resync < 0 or (overlap is not None and overlap < 0):
+            raise GcpJobsError(f"resync and overlap must not be negative, got {resync}, {overlap}")
         self._interval = interval
         self.failure_limit = failure_limit
+        self._rate_limit = rate_limit
+        self._rate_limit_default = rate_limit is None
+        self.resync = resync
+        self._overlap = overlap
         self._polls: dict[int, _ClientPoll] = {}  # by id(client); each holds its client
         self._calls = 0
+        self._full_checks = 0
         self._closed = False
 
     @property
     def calls(self) -> int:
         """How many `statuses()` calls this watcher has made (for tests and benchmarks)."""
         return self._calls
+
+    @property
+    def full_checks(self) -> int:
+        """How many job names it has checked with `statuses()` rather than by the incremental
+        listing (each first observation, resync or fallback; for tests and benchmarks)."""
+        return self._full_checks
 
     @property
     def watched(self) -> int:
@@ -248,7 +383,7 @@ class JobWatcher:
         full = await _full_name(client, name)
         waiter = _Waiter(asyncio.Queue(), known.state if known else None)
         poll = self._poll_for(client, loop)
-        poll.add(full, waiter, observed=known is not None)
+        poll.add(full, waiter, known)
         last: JobStatus | None = None
         first = known
         try:
@@ -345,4 +480,4 @@ def default_watcher() -> JobWatcher:
     return watcher
 
 
-__all__ = ["FAILURE_LIMIT", "JobWatcher", "default_watcher"]
+__all__ = ["FAILURE_LIMIT", "OVERLAP_SECONDS", "RESYNC_SECONDS", "JobWatcher", "default_watcher"]
