@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo test lint typecheck check bench bench-watch clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/remote_step.py
+
+# Minutes, not seconds: up to 10,000 emulator jobs, gcpjobs' watcher beside per-job polling.
+bench-watch: $(STAMP)
+	$(BIN)/python benchmarks/watch.py --window 60
 
 clean:
 	rm -rf $(VENV) .gcpjobs .pytest_cache .mypy_cache .ruff_cache
