@@ -17,9 +17,10 @@ from tests.waiting import wait_for
 
 
 @pytest.fixture()
-def private_env(emulator_factory: object) -> dict[str, str]:
+def private_env(emulator_factory: object, tmp_path: Path) -> dict[str, str]:
     server: EmulatorProcess = emulator_factory()  # type: ignore[operator]
-    return clean_env(GCPJOBS_EMULATOR_HOST=server.grpc_address)
+    return clean_env(GCPJOBS_EMULATOR_HOST=server.grpc_address,
+                     GCPJOBS_DATA_DIR=str(tmp_path / "gcpjobs-data"))
 
 
 @pytest.mark.parametrize("kind", ["vertex", "cloud-run"])
@@ -27,6 +28,7 @@ def test_attach_follows_the_job_of_a_killed_run_to_its_end(
         tmp_path: Path, private_env: dict[str, str], kind: str) -> None:
     release = tmp_path / "release"
     code = ("import pathlib, time\n"
+            "print('first', flush=True)\n"
             f"while not pathlib.Path({str(release)!r}).exists(): time.sleep(0.05)\n"
             "print('done', flush=True)\n")
     fields = {"keep_job": True} if kind == "cloud-run" else {}
@@ -37,7 +39,13 @@ def test_attach_follows_the_job_of_a_killed_run_to_its_end(
     first = run.stderr.readline()  # "created NAME" / "started execution NAME"
     assert first.startswith(("created projects/", "started execution projects/")), first
     name = first.split()[-1]
-    os.killpg(run.pid, signal.SIGKILL)  # the follower dies; the job runs on
+    # `gcpjobs run` shows the job's first line live and remembers how far it got ...
+    cursors = Path(private_env["GCPJOBS_DATA_DIR"]) / "log-cursors"
+    wait_for(lambda: "first" in run.stderr.readline(), timeout=60,
+             message="the job's first line on gcpjobs run's screen")
+    wait_for(lambda: cursors.is_dir() and any(cursors.iterdir()), timeout=10,
+             message="the saved log cursor")
+    os.killpg(run.pid, signal.SIGKILL)  # ... then dies; the job runs on
     run.wait(timeout=30)
 
     listed = gcpjobs("attach", "--no-wait", env=private_env)
@@ -53,9 +61,10 @@ def test_attach_follows_the_job_of_a_killed_run_to_its_end(
     stdout, stderr = attach.communicate(timeout=60)
     assert attach.returncode == 0, stdout + stderr
     assert f"RUNNING -> SUCCEEDED {name}" in stdout
-    # The job's log, shown again from its start: its one line, once.
-    assert [line for line in stdout.splitlines() if line.endswith("  done")] != []
+    # The job's log goes on where `gcpjobs run` stopped: the new line once, the old one not
+    # again.
     assert sum(line.endswith("  done") for line in stdout.splitlines()) == 1, stdout
+    assert not any(line.endswith("  first") for line in stdout.splitlines()), stdout
 
 
 def test_attach_with_nothing_running_says_so(private_env: dict[str, str]) -> None:

@@ -11,9 +11,12 @@ SUCCEEDED); without it, it prints what has been logged so far and exits 0.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -69,9 +72,41 @@ def ended_since(done: Callable[[], bool], target: Target) -> Callable[[], bool]:
     return until
 
 
+def _cursor_path(name: str) -> Path:
+    from gcpjobs.paths import data_dir
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+    return data_dir() / "log-cursors" / f"{digest}.json"
+
+
+def load_cursor(name: str) -> LogCursor:
+    """Where the last `gcpjobs run` / `attach` of job `name` on this machine stopped showing
+    its lines (a fresh cursor if none did, or the saved one is unreadable)."""
+    from gcpjobs.clients.logs import LogCursor
+
+    try:
+        return LogCursor.from_json(json.loads(_cursor_path(name).read_text()))
+    except (OSError, ValueError):
+        return LogCursor()
+
+
+def save_cursor(name: str, cursor: LogCursor) -> None:
+    """Remember how far job `name`'s lines were shown; best effort (a read-only home only
+    means a later attach shows some lines again)."""
+    path = _cursor_path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(cursor.to_json()))
+        temporary.replace(path)
+    except OSError:
+        pass
+
+
 async def stream_job_lines(
     target: Target, name: str, out: Console, *, until: Callable[[], bool],
     since: datetime | None = None, cursor: LogCursor | None = None, prefix: str = "",
+    remember: bool = False,
 ) -> None:
     """Print the job's lines on `out` as they are logged, each once, until `until()` (see
     `AsyncLogReader.follow`), each after `prefix` (a job's id, when several are followed).
@@ -84,6 +119,8 @@ async def stream_job_lines(
                                         interval=poll_interval(target)):
             out.print(Text(prefix) + log_line_text(line) if prefix else log_line_text(line),
                       soft_wrap=True)
+            if remember and cursor is not None:
+                save_cursor(name, cursor)
 
 
 async def stream_job_lines_tolerantly(
@@ -92,14 +129,16 @@ async def stream_job_lines_tolerantly(
     """`stream_job_lines` for a command whose point is something else (`gcpjobs run`): a read
     that fails is retried with the same cursor (no line twice, none skipped), then given up
     with a note; it never fails the command."""
-    from gcpjobs.clients.logs import LogCursor
     from gcpjobs.errors import GcpJobsError
 
-    cursor = LogCursor()
+    # Where an earlier run or attach of this job stopped: `gcpjobs attach` after a killed
+    # `gcpjobs run` goes on from there, neither repeating nor skipping a line.
+    cursor = load_cursor(name)
     failures = 0
     while True:
         try:
-            await stream_job_lines(target, name, out, until=until, cursor=cursor, prefix=prefix)
+            await stream_job_lines(target, name, out, until=until, cursor=cursor, prefix=prefix,
+                                   remember=True)
             return
         except GcpJobsError as error:
             if until() or failures >= len(RETRY_PAUSES):

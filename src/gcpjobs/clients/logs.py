@@ -52,6 +52,24 @@ class LogCursor:
             self.newest = line.timestamp
         return True
 
+    def to_json(self) -> dict[str, Any]:
+        """The cursor as JSON data, to go on after a restart (see `from_json`)."""
+        return {"overlap": self.overlap,
+                "newest": None if self.newest is None else self.newest.isoformat(),
+                "seen": {key: when.isoformat() for key, when in self.seen.items()}}
+
+    @classmethod
+    def from_json(cls, data: Any) -> LogCursor:
+        """A cursor saved by `to_json`; ValueError for anything else."""
+        try:
+            newest = data["newest"]
+            return cls(overlap=float(data["overlap"]),
+                       newest=None if newest is None else datetime.fromisoformat(newest),
+                       seen={str(key): datetime.fromisoformat(when)
+                             for key, when in dict(data["seen"]).items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"not a saved log cursor ({type(error).__name__})") from None
+
     def start(self) -> datetime | None:
         if self.newest is None:
             return None
