@@ -131,8 +131,10 @@ def test_cancel_ends_cancelled_and_kills_the_whole_process_tree(
     wait_until(job_client, created.name, {State.JOB_STATE_RUNNING})
     pids = read_pids(tmp_path, ["root", "child", "grandchild", "escaped"])
     assert not any(process_gone(pid) for pid in pids.values())
-    # The escaped process really left the replica's session: only the tree walk can find it.
-    assert os.getsid(pids["escaped"]) != os.getsid(pids["root"])
+    # The escaped process really leaves the replica's session (once `setsid` has run: its pid
+    # is written before): only the tree walk can find it.
+    wait_for(lambda: os.getsid(pids["escaped"]) != os.getsid(pids["root"]), timeout=10,
+             message="the escaped process to leave the replica's session")
 
     assert job_client.cancel_custom_job(name=created.name) is None
     right_after = job_client.get_custom_job(name=created.name)
