@@ -17,15 +17,15 @@ import typer
 
 from gcpjobs.cli.console import console, err_console
 from gcpjobs.cli.job_commands import (
-    _SERVICE_MISSING,
-    KINDS,
     KindOption,
     ProjectOption,
     RegionOption,
     TransportOption,
     _kind,
     _transport,
+    skip_unserved_kind,
 )
+from gcpjobs.clients.kinds import KINDS
 
 if TYPE_CHECKING:
     from gcpjobs.clients.protocol import JobClient
@@ -71,7 +71,7 @@ def attach(
     from gcpjobs.cli.logs_commands import ended_since, stream_job_lines_tolerantly
     from gcpjobs.cli.render import print_job_table, print_result
     from gcpjobs.clients.kinds import client_for_kind
-    from gcpjobs.errors import ApiError
+    from gcpjobs.errors import GcpJobsError
     from gcpjobs.watch.shared import default_watcher
 
     chosen = _kind(kind)
@@ -86,11 +86,9 @@ def attach(
             for listed_kind, client in clients.items():
                 try:
                     statuses = await running_submissions(client, listed_kind)
-                except ApiError as error:
-                    if chosen or error.code not in _SERVICE_MISSING:
-                        raise
-                    err_console.print(f"{listed_kind} jobs not looked at: {error}",
-                                      style="yellow", highlight=False, soft_wrap=True)
+                except GcpJobsError as error:
+                    skip_unserved_kind(error, listed_kind, asked_for=chosen is not None,
+                                       what="looked at")
                     continue
                 found.extend((client, status) for status in statuses)
             if not found:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from gcpjobs.cli.console import console, err_console
+from gcpjobs.clients.kinds import KINDS
 
 if TYPE_CHECKING:
     from gcpjobs.clients.protocol import JobClient
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from gcpjobs.specs.jobfile import JobSpec
 
 Transport = Literal["grpc", "rest"]
-KINDS = ("vertex", "cloud-run")
 
 ProjectOption = Annotated[
     str | None,
@@ -207,6 +207,18 @@ _NOT_AN_EXECUTION = frozenset(
 )
 
 
+def skip_unserved_kind(error: BaseException, kind: str, *, asked_for: bool, what: str) -> None:
+    """Go on without `kind` when its API is not served in the project (a command that covers
+    both kinds by default must not fail for a project that uses one), with a notice; raise
+    `error` when the user asked for that kind or it failed for another reason."""
+    from gcpjobs.errors import ApiError
+
+    if asked_for or not (isinstance(error, ApiError) and error.code in _SERVICE_MISSING):
+        raise error
+    err_console.print(f"{kind} jobs not {what}: {error}", style="yellow", highlight=False,
+                      soft_wrap=True)
+
+
 async def _locate(
     name: str, kind: str | None, project: str | None, region: str | None, transport: Transport
 ) -> tuple[JobClient, str]:
@@ -317,7 +329,6 @@ def list_jobs(
     from gcpjobs.cli.render import print_job_table
     from gcpjobs.clients.cloudrun import AsyncCloudRunClient
     from gcpjobs.clients.vertex import AsyncVertexClient
-    from gcpjobs.errors import ApiError
     from gcpjobs.states import JobState
 
     chosen = _kind(kind)
@@ -368,12 +379,8 @@ def list_jobs(
         merged: list[JobStatus] = []
         for listed_kind, part in zip(kinds, parts, strict=True):
             if isinstance(part, BaseException):
-                # Listing both kinds by default must not fail for a project that uses one:
-                # the other's API may be disabled or not served there.
-                if kind or not (isinstance(part, ApiError) and part.code in _SERVICE_MISSING):
-                    raise part
-                err_console.print(f"{listed_kind} jobs not listed: {part}", style="yellow",
-                                  highlight=False, soft_wrap=True)
+                skip_unserved_kind(part, listed_kind, asked_for=kind is not None,
+                                   what="listed")
                 continue
             merged.extend(part)
         merged.sort(key=lambda s: s.create_time.timestamp() if s.create_time else 0.0, reverse=True)

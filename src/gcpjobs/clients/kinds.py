@@ -6,10 +6,12 @@ or from a name a user typed; the clients' modules are imported only for the kind
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gcpjobs.clients.protocol import JobClient
 from gcpjobs.errors import GcpJobsError
+
+if TYPE_CHECKING:
+    from gcpjobs.clients.protocol import JobClient
 
 KINDS = ("vertex", "cloud-run")
 
