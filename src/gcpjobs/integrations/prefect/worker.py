@@ -270,6 +270,9 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
         try:
             result = await default_watcher().wait(
                 client, name, on_change=log_change, known=status)
+        except BaseException:
+            forwarding.cancel()  # no end to wait for: the run is being torn down
+            raise
         finally:
             ended.set()  # the forwarder makes one last read, then stops
             if self._cancellation is not None:
