@@ -6,15 +6,39 @@ enums as names or numbers); responses are proto3 JSON, with numeric enums when t
 for them (`$alt=json;enum-encoding=int`, as the GAPIC REST transport does). Errors are Google
 JSON errors with the HTTP status google-api-core maps back to the same exception classes.
 The stdlib threading HTTP server is enough here and starts in milliseconds.
+
+Streaming methods (TailLogEntries at `POST /v2/entries:tail`) answer as Google's HTTP/JSON
+mapping does: 200, then one JSON array sent incrementally (`[{...},{...}]`, what
+`google.api_core.rest_streaming.ResponseIterator` parses), one HTTP/1.1 chunk per response, so a
+client sees each as soon as it is written (to an HTTP/1.0 client: unchunked, the connection
+closed at the end). A request the service refuses (bad JSON, a bad filter,
+no resource names, an injected fault) gets the usual Google JSON error instead: the service's
+first step runs before anything is sent. The stream ends:
+
+- when the client goes away: the connection is checked between polls (a closed or reset socket
+  reads as such at once), and a failed write ends it too; the handler thread then returns, so no
+  thread outlives its client;
+- at the request's own deadline, the `X-Server-Timeout` header (seconds, Google's system
+  parameter): the array is closed (`]`) and the chunked body ended, a normal end of stream for
+  the client (not an error: a tail has no natural end, the client chose how long to listen);
+- when the emulator stops (the array is closed, then the connection).
+
+A failure after the first byte can no longer change the status: it is sent as a last
+`{"error": {...}}` element, as Google's front end does, and the array closed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
+import math
 import re
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,10 +107,14 @@ _ROUTES = (
            "Operations.ListOperations", "name"),
     _Route("POST", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+):wait$"),
            "Operations.WaitOperation", "name", "*"),
-    # Cloud Logging v2 (the JSON API google-cloud-logging's HTTP client speaks). TailLogEntries
-    # is gRPC only: REST offers no usable streaming.
+    # Cloud Logging v2 (the JSON API google-cloud-logging's HTTP client speaks). Tail is a
+    # stream of TailLogEntriesResponse for one TailLogEntriesRequest body (the REST reference's
+    # entries.tail); see the module notes for how it is sent and when it ends.
     _Route("POST", re.compile(r"^/v2/entries:list$"), "LoggingServiceV2.ListLogEntries", "", "*"),
+    _Route("POST", re.compile(r"^/v2/entries:tail$"), "LoggingServiceV2.TailLogEntries", "", "*"),
 )
+# Google's system parameter for a server-side deadline, in seconds.
+_DEADLINE_HEADER = "X-Server-Timeout"
 
 
 def google_error(code: grpc.StatusCode, message: str) -> tuple[int, dict[str, Any]]:
@@ -167,6 +195,74 @@ def build_request(method: Method, route: _Route, captured: str, query: str, body
     return request
 
 
+def _deadline(header: str | None) -> float | None:
+    """The `time.monotonic()` by which a stream must end, from `X-Server-Timeout`; None: none."""
+    if header is None:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"Invalid {_DEADLINE_HEADER} header {header!r}: give a positive "
+                           "number of seconds")
+    return time.monotonic() + seconds
+
+
+@dataclass
+class _Stream:
+    """A streaming method's responses, the first already taken from the service (so that a
+    refusal is answered as a plain error), and when the stream must end."""
+
+    responses: Iterator[Any]  # responses, or None while the service has nothing to send
+    source: Iterator[Any]  # the service's own iterator: closed when the stream ends
+    deadline: float | None
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def close(self) -> None:
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
+
+class _ClientGone(Exception):
+    """The client closed or reset the connection of a stream."""
+
+
+class _JsonArray:
+    """Writes a JSON array element by element, one HTTP/1.1 chunk each (to an HTTP/1.0 client,
+    plain bytes: closing the connection ends the body)."""
+
+    def __init__(self, handler: RestHandler, *, chunked: bool) -> None:
+        self._handler = handler
+        self._chunked = chunked
+        self._opened = False
+        self._elements = 0
+
+    def open(self) -> None:
+        self._write(b"[")
+        self._opened = True
+
+    def element(self, data: bytes) -> None:
+        self._write((b"," if self._elements else b"") + data)
+        self._elements += 1
+
+    def end(self) -> None:
+        """Close the array (opening it first if need be) and end the chunked body."""
+        self._write(b"]" if self._opened else b"[]")
+        if self._chunked:
+            self._handler.wfile.write(b"0\r\n\r\n")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._handler.wfile.write(b"%X\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+        except (ConnectionError, TimeoutError) as error:  # broken pipe, reset, aborted
+            raise _ClientGone from error
+
+
 class RestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the REST clients reuse connections
     # Headers and body go out in two writes; with Nagle on, a kept-alive connection waits for
@@ -199,8 +295,11 @@ class RestHandler(BaseHTTPRequestHandler):
             return
         numeric_enums = "enum-encoding=int" in unquote(url.query)
         try:
-            self._send_json(HTTPStatus.OK, self._call(http_method, path, url.query, body),
-                            numeric_enums)
+            result = self._call(http_method, path, url.query, body)
+            if isinstance(result, _Stream):
+                self._send_stream(result, numeric_enums)  # answers its own errors: 200 is sent
+            else:
+                self._send_json(HTTPStatus.OK, result, numeric_enums)
         except ServiceError as error:
             status, payload = google_error(error.code, error.message)
             self._send_bytes(status, json.dumps(payload).encode())
@@ -211,7 +310,7 @@ class RestHandler(BaseHTTPRequestHandler):
             )
             self._send_bytes(status, json.dumps(payload).encode())
 
-    def _call(self, http_method: str, path: str, query: str, body: bytes) -> ProtobufMessage:
+    def _call(self, http_method: str, path: str, query: str, body: bytes) -> ProtobufMessage | _Stream:
         known_path = False
         for route in _ROUTES:
             match = route.pattern.match(path)
@@ -223,11 +322,84 @@ class RestHandler(BaseHTTPRequestHandler):
             method = self.server.dispatcher.methods[route.method_key]
             captured = match.group(1) if match.groups() else ""
             request = build_request(method, route, captured, query, body)
+            if method.streaming:
+                return self._open_stream(method, request)
             return _pb(self.server.dispatcher.call(method, request))
         if known_path:
             raise ServiceError(grpc.StatusCode.UNIMPLEMENTED,
                                f"Method {http_method} is not supported for {path}.")
         raise ServiceError(grpc.StatusCode.NOT_FOUND, f"The requested URL {path} was not found.")
+
+    def _open_stream(self, method: Method, request: Any) -> _Stream:
+        """Start a streaming method (a stream of one request, as over gRPC) and take its first
+        step, where the service checks the request: ServiceError here is still a plain error."""
+        deadline = _deadline(self.headers.get(_DEADLINE_HEADER))
+        source = iter(self.server.dispatcher.call(method, iter([request])))
+        try:
+            first = next(source)
+        except StopIteration:
+            return _Stream(iter(()), source, deadline)
+        return _Stream(itertools.chain([first], source), source, deadline)
+
+    def _send_stream(self, stream: _Stream, numeric_enums: bool) -> None:
+        """200 and the responses as one chunked JSON array, until the client goes away, the
+        deadline passes or the service ends the stream (the module notes say more)."""
+        chunked = self.request_version != "HTTP/1.0"
+        array = _JsonArray(self, chunked=chunked)
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            array.open()
+            for response in stream.responses:
+                if response is not None:
+                    text = json_format.MessageToJson(
+                        _pb(response), use_integers_for_enums=numeric_enums, indent=None)
+                    array.element(text.encode())
+                if stream.expired():
+                    break
+                if self._client_gone():
+                    raise _ClientGone
+            else:  # the service ended it: the emulator is stopping
+                self.close_connection = True
+            array.end()
+        except (_ClientGone, ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as error:
+            self.close_connection = True
+            if isinstance(error, ServiceError):
+                code, message = error.code, error.message
+            else:
+                _log.exception("streaming %s failed", self.path)
+                code, message = (grpc.StatusCode.INTERNAL,
+                                 f"Internal error in the gcpjobs emulator: {error}")
+            with contextlib.suppress(_ClientGone, ConnectionError, TimeoutError):
+                array.element(json.dumps(google_error(code, message)[1]).encode())
+                array.end()
+        finally:
+            stream.close()
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed or reset the connection: a peek that does not wait (the
+        client sends nothing while it reads a stream, so a readable socket with no data is the
+        end of the connection)."""
+        connection = self.connection
+        timeout = connection.gettimeout()
+        try:
+            connection.settimeout(0)
+            return not connection.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False  # nothing to read: still connected
+        except OSError:
+            return True  # reset, or the socket is gone
+        finally:
+            with contextlib.suppress(OSError):
+                connection.settimeout(timeout)
 
     def _send_json(self, status: int, message: ProtobufMessage, numeric_enums: bool) -> None:
         text = json_format.MessageToJson(message, use_integers_for_enums=numeric_enums, indent=None)
