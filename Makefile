@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench bench-watch clean
+.PHONY: demo test lint typecheck check bench bench-watch bench-logs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 # Minutes, not seconds: up to 10,000 emulator jobs, gcpjobs' watcher beside per-job polling.
 bench-watch: $(STAMP)
 	$(BIN)/python benchmarks/watch.py --window 60
+
+# Minutes: up to 1,000 emulator jobs printing a line a second, their logs followed two ways.
+bench-logs: $(STAMP)
+	$(BIN)/python benchmarks/logs.py --window 60
 
 clean:
 	rm -rf $(VENV) .gcpjobs .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""AsyncLogReader against the session emulator: the official logging GAPIC client over a real
-socket, real jobs; every line once, none lost across a reconnect."""
+"""AsyncLogReader and LogWatcher.follow against the session emulator: the official logging
+GAPIC client over a real socket, real jobs; every line once, none lost across a reconnect."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gcpjobs.clients.logs import AsyncLogReader, LogCursor, log_filter
+from gcpjobs.clients.logs import AsyncLogReader, LogCursor, log_subject
 from gcpjobs.clients.target import EMULATOR_PROJECT, Target
 from gcpjobs.emulator.process import EmulatorProcess
 from gcpjobs.errors import GcpJobsError
+from gcpjobs.watch.logs import LogWatcher
 from tests.conftest import grpc_client
 from tests.emulator.support import PYTHON, custom_job
 
@@ -43,25 +44,24 @@ async def test_follow_resumes_exactly_after_a_reconnect(emulator: EmulatorProces
     cursor = LogCursor()
     texts: list[str] = []
     stderr: list[str] = []
-    async with AsyncLogReader(target_for(emulator)) as reader:
-        async for line in reader.follow(name, cursor=cursor, interval=0.05):
-            if line.source != "workerpool0-0":
-                continue
-            (stderr if line.stderr else texts).append(line.text)
-            if texts and texts[-1] == "line 150":
-                break  # a reconnect: the rest comes to a new reader with the same cursor
+    async for line in LogWatcher(interval=0.05).follow(target_for(emulator), name, cursor=cursor):
+        if line.source != "workerpool0-0":
+            continue
+        (stderr if line.stderr else texts).append(line.text)
+        if texts and texts[-1] == "line 150":
+            break  # a reconnect: the rest comes to a new watcher with the same cursor
     go.touch()
     seen_end = False
 
     def ended() -> bool:
         return seen_end
 
-    async with AsyncLogReader(target_for(emulator)) as reader:
-        async for line in reader.follow(name, cursor=cursor, until=ended, interval=0.05):
-            if line.source != "workerpool0-0":
-                continue
-            (stderr if line.stderr else texts).append(line.text)
-            seen_end = seen_end or line.text == "end"
+    async for line in LogWatcher(interval=0.05).follow(target_for(emulator), name, cursor=cursor,
+                                                       until=ended):
+        if line.source != "workerpool0-0":
+            continue
+        (stderr if line.stderr else texts).append(line.text)
+        seen_end = seen_end or line.text == "end"
     assert texts == [f"line {i}" for i in range(400)] + ["end"]
     assert stderr == ["oops"]
 
@@ -82,10 +82,13 @@ async def test_entries_since(emulator: EmulatorProcess) -> None:
         assert "b" in [line.text for line in later]
 
 
-def test_log_filter_names() -> None:
-    assert log_filter("projects/p/locations/l/customJobs/12") == (
-        "p", 'resource.type="ml_job" resource.labels.job_id="12"')
-    project, where = log_filter("projects/p/locations/l/jobs/j/executions/j-abcde")
-    assert project == "p" and 'labels."run.googleapis.com/execution_name"="j-abcde"' in where
-    with pytest.raises(GcpJobsError, match="not a job's resource name"):
-        log_filter("12")
+def test_log_subjects_of_job_names() -> None:
+    vertex = log_subject("projects/p/locations/l/customJobs/12")
+    assert (vertex.project, vertex.where, vertex.key) == (
+        "p", 'resource.type="ml_job" resource.labels.job_id="12"', ("ml_job", "12"))
+    run = log_subject("projects/p/locations/l/jobs/j/executions/j-abcde")
+    assert run.project == "p" and 'labels."run.googleapis.com/execution_name"="j-abcde"' in run.where
+    assert run.key == ("cloud_run_job", "l", "j", "j-abcde")
+    for bad in ("12", "projects/p/locations/l/customJobs", "projects/p/locations/l/jobs/j"):
+        with pytest.raises(GcpJobsError, match="not a job's resource name"):
+            log_subject(bad)

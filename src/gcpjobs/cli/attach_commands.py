@@ -68,9 +68,10 @@ def attach(
         help="Follow the jobs until they end (--no-wait: only list them).")] = True,
 ) -> None:
     """Follow again the running jobs gcpjobs submitted (found by their label) until they end."""
-    from gcpjobs.cli.logs_commands import ended_since, stream_job_lines_tolerantly
+    from gcpjobs.cli.logs_commands import stream_job_lines_tolerantly
     from gcpjobs.cli.render import print_job_table, print_result
     from gcpjobs.clients.kinds import client_for_kind
+    from gcpjobs.clients.logs import ended_since
     from gcpjobs.errors import GcpJobsError
     from gcpjobs.watch.shared import default_watcher
 

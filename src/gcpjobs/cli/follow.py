@@ -23,8 +23,9 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from gcpjobs.cli.console import console, err_console
-from gcpjobs.cli.logs_commands import ended_since, stream_job_lines_tolerantly
+from gcpjobs.cli.logs_commands import stream_job_lines_tolerantly
 from gcpjobs.cli.render import format_duration, format_time, print_result, state_text
+from gcpjobs.clients.logs import ended_since
 from gcpjobs.errors import GcpJobsError
 from gcpjobs.states import JobState
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,36 +39,12 @@ if TYPE_CHECKING:
     from gcpjobs.clients.logs import LogCursor
     from gcpjobs.clients.target import Target
 
-# Cloud Logging allows 60 read requests a minute per project: poll GCP gently, and keep
-# polling a little after the job ended, as lines reach Logging a few seconds late there.
-EMULATOR_INTERVAL = 0.3
-GCP_INTERVAL = 5.0
-GCP_LATE_LINES_SECONDS = 10.0
 # A log read that fails while a job is followed is retried after these pauses, then given up.
 RETRY_PAUSES = (1.0, 2.0, 4.0)
 
 
 def register(app: typer.Typer) -> None:
     app.command()(logs)
-
-
-def poll_interval(target: Target) -> float:
-    return EMULATOR_INTERVAL if target.is_emulator else GCP_INTERVAL
-
-
-def ended_since(done: Callable[[], bool], target: Target) -> Callable[[], bool]:
-    """`until` for a follow: true once `done()` has been true for the late-lines grace."""
-    grace = 0.0 if target.is_emulator else GCP_LATE_LINES_SECONDS
-    first_done: list[float] = []
-
-    def until() -> bool:
-        if not done():
-            return False
-        if not first_done:
-            first_done.append(time.monotonic())
-        return time.monotonic() - first_done[0] >= grace
-
-    return until
 
 
 def _cursor_path(name: str) -> Path:
@@ -109,18 +84,18 @@ async def stream_job_lines(
     remember: bool = False,
 ) -> None:
     """Print the job's lines on `out` as they are logged, each once, until `until()` (see
-    `AsyncLogReader.follow`), each after `prefix` (a job's id, when several are followed).
-    Raises GcpJobsError if Logging cannot be read."""
+    `LogWatcher.follow`: the jobs a process follows share its Logging reads), each after
+    `prefix` (a job's id, when several are followed). Raises GcpJobsError if Logging cannot
+    be read."""
     from gcpjobs.cli.render import log_line_text
-    from gcpjobs.clients.logs import AsyncLogReader
+    from gcpjobs.watch.logs import default_log_watcher
 
-    async with AsyncLogReader(target) as reader:
-        async for line in reader.follow(name, since=since, cursor=cursor, until=until,
-                                        interval=poll_interval(target)):
-            out.print(Text(prefix) + log_line_text(line) if prefix else log_line_text(line),
-                      soft_wrap=True)
-            if remember and cursor is not None:
-                save_cursor(name, cursor)
+    async for line in default_log_watcher().follow(target, name, since=since, cursor=cursor,
+                                                   until=until):
+        out.print(Text(prefix) + log_line_text(line) if prefix else log_line_text(line),
+                  soft_wrap=True)
+        if remember and cursor is not None:
+            save_cursor(name, cursor)
 
 
 async def stream_job_lines_tolerantly(
@@ -201,7 +176,7 @@ def logs(
 
     async def show() -> int:
         from gcpjobs.cli.render import log_line_text
-        from gcpjobs.clients.logs import AsyncLogReader
+        from gcpjobs.clients.logs import AsyncLogReader, ended_since
 
         client, resource = await _locate(name, chosen, project, region, mode)
         async with client:

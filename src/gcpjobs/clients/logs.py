@@ -1,29 +1,63 @@
-"""Read a job's log lines through the official Cloud Logging GAPIC client (GCP or emulator).
+"""Read jobs' log lines through the official Cloud Logging GAPIC client (GCP or emulator).
 
 `AsyncLogReader(target).entries(name)` lists what a Vertex custom job or a Cloud Run execution
-has logged so far; `follow(name, until=...)` polls ListLogEntries with a cursor (the reference
-notes that TailLogEntries is unreliable from Python) and yields each line once.
+has logged so far; `read(project, filter)` runs one query (every page) for any number of jobs
+at once, each entry marked with the job it belongs to (`LogSubject.key`). Following jobs as
+they log is `gcpjobs.watch.logs.LogWatcher`, which polls with one such query for all the jobs
+of a project (the reference notes that TailLogEntries is unreliable from Python).
 
-The cursor is exact: it keeps the newest timestamp seen and the insert ids seen within
+A `LogCursor` is exact: it keeps the newest timestamp seen and the insert ids seen within
 `overlap` seconds before it, and each poll asks for `timestamp >= newest - overlap`, skipping
 ids it has seen. So a line is never yielded twice, and a line that lands late (a slower pipe,
-another replica) within `overlap` is not skipped; pass the same `LogCursor` to a new `follow`
-after a reconnect to go on where the last one stopped.
+another replica) within `overlap` is not skipped; keep the cursor (`to_json`) to go on where a
+reader stopped after a reconnect or a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gcpjobs.clients.target import Target, resolve_target
 from gcpjobs.errors import GcpJobsError
+from gcpjobs.watch.ratelimit import RateLimit, acquire
+
+if TYPE_CHECKING:
+    from gcpjobs.clients.retry import RetryPolicy
 
 ERROR_RANK = 500
 PAGE_SIZE = 1000
+# Cloud Logging allows 60 read requests a minute per project: poll GCP gently (one query a
+# poll covers every job a process follows in that project), and keep polling a little after
+# a job ended, as lines reach Logging a few seconds late there.
+EMULATOR_POLL_SECONDS = 0.3
+GCP_POLL_SECONDS = 5.0
+GCP_LATE_LINES_SECONDS = 10.0
+
+
+def poll_interval(target: Target) -> float:
+    """Seconds between two log polls of a project on `target`."""
+    return EMULATOR_POLL_SECONDS if target.is_emulator else GCP_POLL_SECONDS
+
+
+def ended_since(done: Callable[[], bool], target: Target) -> Callable[[], bool]:
+    """`until` for following a job's lines: true once `done()` (the job has ended) has been
+    true for as long as lines can still arrive late on `target`."""
+    grace = 0.0 if target.is_emulator else GCP_LATE_LINES_SECONDS
+    first_done: list[float] = []
+
+    def until() -> bool:
+        if not done():
+            return False
+        if not first_done:
+            first_done.append(time.monotonic())
+        return time.monotonic() - first_done[0] >= grace
+
+    return until
 
 
 @dataclass(frozen=True)
@@ -71,6 +105,7 @@ class LogCursor:
             raise ValueError(f"not a saved log cursor ({type(error).__name__})") from None
 
     def start(self) -> datetime | None:
+        """Where the next read starts (None: at the beginning); forgets ids from before it."""
         if self.newest is None:
             return None
         horizon = self.newest - timedelta(seconds=self.overlap)
@@ -82,21 +117,51 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def log_filter(job_name: str) -> tuple[str, str]:
-    """The project and the Logging filter for a job's resource name."""
+LogKey = tuple[str, ...]  # which job an entry belongs to, as `LogSubject.key` and `entry_key`
+
+
+@dataclass(frozen=True)
+class LogSubject:
+    """A job as Cloud Logging knows it: the project its entries are in, the filter that
+    selects them, and the key its entries carry."""
+
+    name: str
+    project: str
+    where: str
+    key: LogKey
+
+    def since(self, start: datetime | None) -> str:
+        """The filter for the job's entries from `start` on (all of them for None)."""
+        return self.where if start is None else f'{self.where} timestamp>="{rfc3339(start)}"'
+
+
+def log_subject(job_name: str) -> LogSubject:
+    """The `LogSubject` of a job's resource name; GcpJobsError for anything else."""
     parts = job_name.strip().split("/")
     if len(parts) == 6 and parts[0] == "projects" and parts[4] == "customJobs":
-        return parts[1], f'resource.type="ml_job" resource.labels.job_id="{parts[5]}"'
+        return LogSubject(job_name, parts[1],
+                          f'resource.type="ml_job" resource.labels.job_id="{parts[5]}"',
+                          ("ml_job", parts[5]))
     if len(parts) == 8 and parts[0] == "projects" and parts[4] == "jobs" and parts[6] == "executions":
-        return parts[1], (
+        return LogSubject(job_name, parts[1], (
             f'resource.type="cloud_run_job" resource.labels.job_name="{parts[5]}" '
             f'labels."run.googleapis.com/execution_name"="{parts[7]}" '
             f'resource.labels.location="{parts[3]}"'
-        )
+        ), ("cloud_run_job", parts[3], parts[5], parts[7]))
     raise GcpJobsError(
         f"{job_name!r} is not a job's resource name; give projects/P/locations/L/customJobs/ID "
         "or projects/P/locations/L/jobs/J/executions/E"
     )
+
+
+def entry_key(entry: Any) -> LogKey:
+    """The `LogSubject.key` of the job a LogEntry belongs to."""
+    resource = entry.resource
+    if resource.type == "ml_job":
+        return ("ml_job", resource.labels.get("job_id", ""))
+    return ("cloud_run_job", resource.labels.get("location", ""),
+            resource.labels.get("job_name", ""),
+            entry.labels.get("run.googleapis.com/execution_name", ""))
 
 
 def _line(entry: Any) -> LogLine:
@@ -112,6 +177,14 @@ def _line(entry: Any) -> LogLine:
         source = "service"
     text = entry.text_payload or (str(dict(entry.json_payload)) if "json_payload" in entry else "")
     return LogLine(entry.timestamp, source, text, int(entry.severity) >= ERROR_RANK, entry.insert_id)
+
+
+class LogReadError(GcpJobsError):
+    """Cloud Logging refused or failed a read; `transient` when trying again may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class AsyncLogReader:
@@ -164,47 +237,55 @@ class AsyncLogReader:
     ) -> list[LogLine]:
         """Every line the job has logged (since `since`), oldest first; with a cursor, only the
         lines it has not seen (and it records them)."""
-        lines = await self._unseen(job_name, since, cursor)
-        if cursor is not None:
-            for line in lines:
-                cursor.take(line)
-        return lines
-
-    async def _unseen(self, job_name: str, since: datetime | None, cursor: LogCursor | None) -> list[LogLine]:
-        project, where = log_filter(job_name)
+        subject = log_subject(job_name)
         start = cursor.start() if cursor is not None else None
         if since is not None and (start is None or since > start):
             start = since
-        if start is not None:
-            where += f' timestamp>="{rfc3339(start)}"'
-        from google.api_core import exceptions
+        from gcpjobs.clients.retry import RetryPolicy
 
-        api = await self._api()
-        request = {"resource_names": [f"projects/{project}"], "filter": where,
-                   "order_by": "timestamp asc", "page_size": PAGE_SIZE}
-        lines: list[LogLine] = []
+        await self._api()  # resolves the target
+        policy = RetryPolicy.for_emulator() if self._target and self._target.is_emulator else RetryPolicy()
         try:
-            pager = await api.list_log_entries(request=request)
-            async for entry in pager:
-                line = _line(entry)
-                if cursor is None or line.insert_id not in cursor.seen:
-                    lines.append(line)
-        except exceptions.GoogleAPICallError as error:
-            raise GcpJobsError(f"cannot read the logs of {job_name}: {error.message}") from None
+            rows = await self.read(subject.project, subject.since(start), retry=policy)
+        except LogReadError as error:
+            raise GcpJobsError(f"cannot read the logs of {job_name}: {error}") from None
+        lines = [line for _, line in rows]
+        if cursor is not None:
+            lines = [line for line in lines if cursor.take(line)]
         return lines
 
-    async def follow(
-        self, job_name: str, *, since: datetime | None = None, cursor: LogCursor | None = None,
-        until: Callable[[], bool] | None = None, interval: float = 0.3,
-    ) -> AsyncIterator[LogLine]:
-        """Lines as they are logged, each once; ends after the poll that follows `until()`
-        turning true (so the last lines are not lost), or never without `until`."""
-        cursor = cursor if cursor is not None else LogCursor()
-        while True:
-            finished = until is not None and until()
-            for line in await self._unseen(job_name, since, cursor):
-                cursor.take(line)  # as it is handed out: a consumer that stops loses nothing
-                yield line
-            if finished:
-                return
-            await asyncio.sleep(interval)
+    async def read(
+        self, project: str, where: str, *, rate_limit: RateLimit | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[tuple[LogKey, LogLine]]:
+        """The entries of `project` that `where` selects, oldest first, each with the key of
+        its job: one ListLogEntries call a page, each page after the first taking a slot of
+        `rate_limit`; the whole read is tried again on transient errors under `retry` (once
+        without). Raises LogReadError."""
+        from google.api_core import exceptions
+
+        from gcpjobs.clients.retry import is_transient, server_message
+
+        async def pages() -> list[tuple[LogKey, LogLine]]:
+            api = await self._api()
+            request = {"resource_names": [f"projects/{project}"], "filter": where,
+                       "order_by": "timestamp asc", "page_size": PAGE_SIZE}
+            rows: list[tuple[LogKey, LogLine]] = []
+            pager = await api.list_log_entries(request=request, retry=None)
+            async for page in pager.pages:
+                rows.extend((entry_key(entry), _line(entry)) for entry in page.entries)
+                if page.next_page_token:
+                    await acquire(rate_limit)
+            return rows
+
+        try:
+            if retry is None:
+                return await pages()
+            result: list[tuple[LogKey, LogLine]] = await retry.async_retry()(pages)()
+            return result
+        except exceptions.RetryError as error:
+            cause: BaseException = error.cause or error
+        except exceptions.GoogleAPICallError as error:
+            cause = error
+        raise LogReadError(f"cannot read the logs of project {project}: {server_message(cause)}",
+                           transient=is_transient(cause))

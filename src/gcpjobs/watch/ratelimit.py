@@ -73,17 +73,18 @@ class RateLimit:
             return max(0.0, self._tat - (self.burst - 1) * self._spacing - now)
 
 
-_SHARED: dict[float, RateLimit] = {}
+_SHARED: dict[tuple[str, float], RateLimit] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_rate_limit(per_minute: float = DEFAULT_READS_PER_MINUTE) -> RateLimit:
-    """The process-wide budget of `per_minute` calls (one per distinct rate), which every
-    `JobWatcher` watching GCP uses unless it is given its own."""
+def shared_rate_limit(per_minute: float = DEFAULT_READS_PER_MINUTE, *, scope: str = "") -> RateLimit:
+    """The process-wide budget of `per_minute` calls for `scope` (a quota's name, such as
+    `logging:PROJECT`), which every `JobWatcher` (scope "") and `LogWatcher` watching GCP
+    uses unless it is given its own."""
     with _SHARED_LOCK:
-        limit = _SHARED.get(per_minute)
+        limit = _SHARED.get((scope, per_minute))
         if limit is None:
-            limit = _SHARED[per_minute] = RateLimit(per_minute)
+            limit = _SHARED[(scope, per_minute)] = RateLimit(per_minute)
         return limit
 
 

@@ -45,8 +45,26 @@ def test_matches(text: str, expected: bool) -> None:
 
 def test_pinned_equalities_narrow_reads() -> None:
     parsed = parse_filter('resource.type="ml_job" resource.labels.job_id="42" severity>=ERROR')
-    assert parsed.pinned == {"resource.type": "ml_job", "resource.labels.job_id": "42"}
-    assert parse_filter('resource.labels.job_id="1" OR resource.labels.job_id="2"').pinned == {}
+    assert parsed.pinned == ({"resource.type": "ml_job", "resource.labels.job_id": "42"},)
+    assert parse_filter('resource.labels.job_id="1" OR resource.labels.job_id="2"').pinned == ({},)
+
+
+def test_pinned_alternatives_of_an_or_of_groups() -> None:
+    """The shape gcpjobs' log watcher sends: each group narrows the read on its own."""
+    parsed = parse_filter('(resource.type="ml_job" resource.labels.job_id="1" '
+                          'timestamp>="2025-01-01T00:00:00Z") OR (resource.type="cloud_run_job" '
+                          'labels."run.googleapis.com/execution_name"="j-x")')
+    assert parsed.pinned == (
+        {"resource.type": "ml_job", "resource.labels.job_id": "1"},
+        {"resource.type": "cloud_run_job", "labels.run.googleapis.com/execution_name": "j-x"})
+    # Anything else may match any entry: nothing is narrowed.
+    for text in ('(a="1") b="2"', '(a="1" OR b="2") OR (c="3")', '((a="1")) OR (b="2")',
+                 'NOT (a="1") OR (b="2")', '(a="1") OR -(b="2")', '(a="1") OR'):
+        try:
+            parsed = parse_filter(text)
+        except FilterError:
+            continue  # refused outright is fine too
+        assert parsed.pinned == ({},), text
 
 
 @pytest.mark.parametrize("text", ["(", 'a="b" AND', "severity>=LOUD", 'timestamp>"soon"', '=x',

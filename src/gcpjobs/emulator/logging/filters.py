@@ -67,11 +67,14 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Filter:
-    """A parsed filter: `matches(view)`, and the top-level equalities (to narrow what to read)."""
+    """A parsed filter: `matches(view)`, and the equalities an entry must meet (to narrow
+    what to read)."""
 
     text: str
     predicate: Predicate
-    pinned: Mapping[str, str]  # "resource.labels.job_id" -> "123" for top-level AND-ed equalities
+    # Alternatives, one of which a matching entry meets: each maps "resource.labels.job_id"
+    # to "123" and so on ({}: any entry may match).
+    pinned: tuple[Mapping[str, str], ...]
 
     def matches(self, view: EntryView) -> bool:
         return self.predicate(view)
@@ -243,19 +246,44 @@ def _path(text: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _pinned(text: str) -> dict[str, str]:
-    """Equalities AND-ed at the top level (no OR/NOT/parentheses anywhere): enough to know which
-    jobs' logs a filter can match, so that only those are read."""
-    if re.search(r"\bOR\b|\bNOT\b|[()]|(^|\s)-", text):
-        return {}
+def _equalities(tokens: list[tuple[str, str]]) -> dict[str, str]:
     pinned: dict[str, str] = {}
-    parser = _Parser(text)
-    tokens = parser.tokens
     for index in range(len(tokens) - 2):
         (k1, field), (k2, op), (k3, value) = tokens[index], tokens[index + 1], tokens[index + 2]
         if k1 in ("word", "string") and k2 == "op" and op == "=" and k3 in ("word", "string"):
             pinned[".".join(_path(field))] = _unquote(value) if k3 == "string" else value
     return pinned
+
+
+def _pinned(text: str) -> tuple[dict[str, str], ...]:
+    """Which jobs' logs a filter can match, so that only those are read: the equalities of a
+    filter of AND-ed comparisons, or of each group of `(...) OR (...) ...` (as gcpjobs' log
+    watcher asks for many jobs at once); anything else may match any entry."""
+    anything: tuple[dict[str, str], ...] = ({},)
+    if re.search(r"\bNOT\b|(^|\s)-", text):
+        return anything
+    tokens = _Parser(text).tokens
+    if not re.search(r"\bOR\b|[()]", text):
+        return (_equalities(tokens),)
+    groups: list[dict[str, str]] = []
+    index = 0
+    while True:
+        if index >= len(tokens) or tokens[index][0] != "lparen":
+            return anything
+        end = next((at for at in range(index + 1, len(tokens)) if tokens[at][0] in ("lparen", "rparen")),
+                   None)
+        if end is None or tokens[end][0] != "rparen":
+            return anything
+        body = tokens[index + 1:end]
+        if ("word", "OR") in body:
+            return anything
+        groups.append(_equalities(body))
+        index = end + 1
+        if index == len(tokens):
+            return tuple(groups)
+        if tokens[index] != ("word", "OR"):
+            return anything
+        index += 1
 
 
 def parse_filter(text: str) -> Filter:

@@ -102,7 +102,7 @@ class LoggingService:
         found = [
             entry
             for project in projects
-            for entry in self.files.entries(project, dict(where.pinned))
+            for entry in self.files.entries(project, where.pinned)
             if where.matches(entry.view())
         ]
         found.sort(key=lambda entry: (entry.line.time, entry.order), reverse=descending)

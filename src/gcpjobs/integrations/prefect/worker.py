@@ -70,9 +70,6 @@ if TYPE_CHECKING:
 
 # Job log lines are copied into the flow run's log unless this is set to 0/false/no.
 FORWARD_LOGS_ENV = "GCPJOBS_PREFECT_FORWARD_LOGS"
-# Cloud Logging allows 60 list requests a minute per project: poll gently on GCP.
-_LOG_POLL_GCP = 10.0
-_LOG_POLL_EMULATOR = 0.3
 # How often the in-flight flow runs are checked for a cancel request (one query for all).
 CANCEL_POLL_ENV = "GCPJOBS_PREFECT_CANCEL_POLL_SECONDS"
 _DEFAULT_CANCEL_POLL_SECONDS = 2.0
@@ -296,22 +293,24 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
                             ended: Callable[[], bool]) -> None:
         """Copy the job's log lines into the flow run's log as they are written, each once,
         until the job has ended: what the job printed before the flow's own logging began
-        (a missing package, a crash) is there too. Trouble reading logs is reported once,
-        never fails the run."""
-        from gcpjobs.clients.logs import AsyncLogReader
+        (a missing package, a crash) is there too. The worker's flow runs share one Logging
+        query a poll per project (`LogWatcher`), so forwarding stays within Logging's read
+        quota however many runs are in flight. Trouble reading logs is reported once, never
+        fails the run."""
+        from gcpjobs.clients.logs import ended_since
+        from gcpjobs.watch.logs import default_log_watcher
 
         logger = self.get_flow_run_logger(flow_run)
         try:
             if not forward_logs_enabled():
                 return
             target = client.target
-            interval = _LOG_POLL_EMULATOR if target.is_emulator else _LOG_POLL_GCP
-            async with AsyncLogReader(target, credentials=getattr(client, "credentials", None)
-                                      ) as reader:
-                async for line in reader.follow(name, until=ended, interval=interval):
-                    # INFO either way: Prefect's own console logging goes to stderr.
-                    stream = " stderr" if line.stderr else ""
-                    logger.info(f"[{line.source}{stream}] {line.text}")
+            async for line in default_log_watcher().follow(
+                    target, name, until=ended_since(ended, target),
+                    credentials=getattr(client, "credentials", None)):
+                # INFO either way: Prefect's own console logging goes to stderr.
+                stream = " stderr" if line.stderr else ""
+                logger.info(f"[{line.source}{stream}] {line.text}")
         except Exception as error:
             logger.warning(f"Could not forward the logs of {self.service_name} job {name}: "
                            f"{str(error).splitlines()[0][:200]}")

@@ -1,0 +1,157 @@
+"""Forwarding many jobs' logs: one LogWatcher query a poll against a query per job.
+
+For each N, an emulator runs N Vertex custom jobs, each a bash loop that prints a line a
+second (no process forked per line). This process then follows every job's lines for
+`--window` seconds, two ways, with Cloud Logging's GCP settings (a poll every 5 s):
+
+- gcpjobs: one `LogWatcher` (what the CLI and the Prefect workers use): one query a poll for
+  all the jobs of the project, split where the filter passes 19,000 characters, within a
+  budget of 30 reads a minute.
+- per job: each job followed with its own query a poll (gcpjobs' forwarder before the
+  LogWatcher; prefect-gcp forwards no job logs at all).
+
+Figures: ListLogEntries calls a minute (the emulator's counters), the delay from a line's
+timestamp to its arrival (median, p95, max), lines received (each job's lines must arrive
+once each), and this process's CPU (% of one core) over the window. Cloud Logging allows 60
+reads a minute per project.
+
+    .venv/bin/python benchmarks/logs.py [--sizes 10,100,1000] [--window 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+LIST = "LoggingServiceV2.ListLogEntries"
+# A line a second, waiting on a FIFO no one writes to (`read -t`) instead of forking `sleep`.
+TICKER = ('f=$(mktemp -u); mkfifo "$f"; exec 3<>"$f"; rm "$f"; i=0; '
+          'while :; do echo "tick $i"; i=$((i+1)); read -t 1 -u 3; done')
+
+
+def _create_jobs(server: Any, n: int) -> list[str]:
+    import grpc
+    from google.cloud import aiplatform_v1
+    from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+
+    channel = grpc.insecure_channel(server.grpc_address)
+    jobs = aiplatform_v1.JobServiceClient(transport=JobServiceGrpcTransport(channel=channel))
+    parent = "projects/gcpjobs-local/locations/us-central1"
+    names = []
+    for index in range(n):
+        job = aiplatform_v1.CustomJob(display_name=f"ticker-{index}", job_spec={"worker_pool_specs": [{
+            "machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": 1,
+            "container_spec": {"image_uri": "bash", "command": ["bash", "-c", TICKER]}}]})
+        names.append(jobs.create_custom_job(parent=parent, custom_job=job).name)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        running = server.stats()["jobs"].get("running", 0)
+        if running >= n:
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit(f"only {running} of {n} jobs running after 300 s")
+    jobs.transport.close()
+    return names
+
+
+async def _follow(target: Any, names: list[str], way: str, window: float) -> dict[str, Any]:
+    from gcpjobs.watch.logs import LOG_READS_PER_MINUTE, LogWatcher
+    from gcpjobs.watch.ratelimit import RateLimit
+
+    interval = 5.0
+    started = time.monotonic()
+    stop_at = started + window
+    delays: list[float] = []
+    received: dict[str, list[str]] = {name: [] for name in names}
+
+    def until() -> bool:
+        return time.monotonic() >= stop_at
+
+    async def follow(watcher: LogWatcher, name: str) -> None:
+        # From now on: the lines logged in the window, not the backlog of the job's start.
+        since = datetime.now(timezone.utc)
+        async for line in watcher.follow(target, name, until=until, since=since):
+            delays.append(time.time() - line.timestamp.timestamp())
+            received[name].append(line.insert_id)
+
+    if way == "gcpjobs":
+        shared = LogWatcher(interval=interval, rate_limit=RateLimit(LOG_READS_PER_MINUTE))
+        watchers = [shared] * len(names)
+    else:
+        watchers = [LogWatcher(interval=interval) for _ in names]
+    cpu = time.process_time()
+    await asyncio.gather(*(follow(watcher, name) for watcher, name in zip(watchers, names, strict=True)))
+    elapsed = time.monotonic() - started
+    return {"delays": delays, "received": received, "cpu": (time.process_time() - cpu) / elapsed,
+            "elapsed": elapsed}
+
+
+def measure(server: Any, target: Any, names: list[str], way: str, window: float) -> dict[str, Any]:
+    before = server.stats()["requests"].get(LIST, 0)
+    result = asyncio.run(_follow(target, names, way, window))
+    calls = server.stats()["requests"].get(LIST, 0) - before
+    delays = sorted(result["delays"]) or [float("nan")]
+    counts = [len(ids) for ids in result["received"].values()]
+    twice = sum(len(ids) - len(set(ids)) for ids in result["received"].values())
+    return {
+        "calls_per_min": calls * 60 / result["elapsed"],
+        "median": statistics.median(delays),
+        "p95": delays[min(len(delays) - 1, int(len(delays) * 0.95))],
+        "max": delays[-1],
+        "lines": sum(counts),
+        "fewest": min(counts),
+        "twice": twice,
+        "cpu": result["cpu"] * 100,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--ways", default="gcpjobs,per-job")
+    options = parser.parse_args()
+    from gcpjobs.clients.target import EMULATOR_PROJECT, Target
+    from gcpjobs.emulator.process import EmulatorProcess
+
+    rows = []
+    for n in [int(size) for size in options.sizes.split(",") if size]:
+        with tempfile.TemporaryDirectory() as data:
+            server = EmulatorProcess(Path(data)).start()
+            try:
+                target = Target(kind="emulator", project=EMULATOR_PROJECT,
+                                grpc_address=server.grpc_address, rest_endpoint=server.rest_endpoint)
+                began = time.monotonic()
+                names = _create_jobs(server, n)
+                print(f"N={n}: {n} jobs running after {time.monotonic() - began:.1f} s", flush=True)
+                for way in options.ways.split(","):
+                    row = measure(server, target, names, way, options.window)
+                    rows.append((n, way, row))
+                    print(f"  {way}: {row}", flush=True)
+            finally:
+                server.stop()
+
+    print()
+    print(f"window {options.window:g} s, a poll every 5 s, each job printing a line a second")
+    print("| N | way | ListLogEntries/min | delay median | p95 | max | lines (fewest a job) "
+          "| shown twice | CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, way, row in rows:
+        print(f"| {n:,} | {way} | {row['calls_per_min']:.0f} | {row['median']:.2f} s | "
+              f"{row['p95']:.2f} s | {row['max']:.2f} s | {row['lines']:,} ({row['fewest']}) | "
+              f"{row['twice']} | {row['cpu']:.0f} % |")
+
+
+if __name__ == "__main__":
+    main()
