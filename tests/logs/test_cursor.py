@@ -34,3 +34,17 @@ def test_a_saved_cursor_skips_exactly_what_the_original_had_seen() -> None:
 def test_anything_else_is_a_value_error(data: Any) -> None:
     with pytest.raises(ValueError, match="not a saved log cursor"):
         LogCursor.from_json(data)
+
+
+def test_a_read_reaches_back_at_least_as_far_as_lines_arrive_late() -> None:
+    cursor = LogCursor(overlap=2.0)
+    for index in range(30):
+        cursor.take(line(index, f"id-{index}"))
+    newest = line(29, "x").timestamp
+    # GCP: lines reach Logging up to 10 s late, so the read starts 10 s back and still
+    # knows the ids it has seen there (a late line between them is not skipped).
+    assert cursor.start(at_least=10.0) == newest - timedelta(seconds=10)
+    assert set(cursor.seen) == {f"id-{index}" for index in range(19, 30)}
+    assert cursor.take(line(20.5, "late"))
+    assert not cursor.take(line(20, "id-20"))
+    assert cursor.start() == newest - timedelta(seconds=2)

@@ -44,10 +44,15 @@ def poll_interval(target: Target) -> float:
     return EMULATOR_POLL_SECONDS if target.is_emulator else GCP_POLL_SECONDS
 
 
+def late_lines_seconds(target: Target) -> float:
+    """How late a line can reach Logging on `target` after its timestamp."""
+    return 0.0 if target.is_emulator else GCP_LATE_LINES_SECONDS
+
+
 def ended_since(done: Callable[[], bool], target: Target) -> Callable[[], bool]:
     """`until` for following a job's lines: true once `done()` (the job has ended) has been
     true for as long as lines can still arrive late on `target`."""
-    grace = 0.0 if target.is_emulator else GCP_LATE_LINES_SECONDS
+    grace = late_lines_seconds(target)
     first_done: list[float] = []
 
     def until() -> bool:
@@ -104,11 +109,12 @@ class LogCursor:
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"not a saved log cursor ({type(error).__name__})") from None
 
-    def start(self) -> datetime | None:
-        """Where the next read starts (None: at the beginning); forgets ids from before it."""
+    def start(self, *, at_least: float = 0.0) -> datetime | None:
+        """Where the next read starts (None: at the beginning), `overlap` seconds (or
+        `at_least`, if more) before the newest line; forgets ids from before it."""
         if self.newest is None:
             return None
-        horizon = self.newest - timedelta(seconds=self.overlap)
+        horizon = self.newest - timedelta(seconds=max(self.overlap, at_least))
         self.seen = {key: when for key, when in self.seen.items() if when >= horizon}
         return horizon
 

@@ -9,7 +9,8 @@ the filter would pass Logging's 20,000-character limit), and hands each line to 
 followers of its job.
 
 Each follower keeps its own `LogCursor`, so its lines come once each and in order, none
-skipped; a line is recorded in the cursor when the follower's consumer takes it, so a saved
+skipped (each read reaches back at least as far as lines reach Logging late on GCP, 10 s, and
+skips the ids it has seen); a line is recorded in the cursor when the follower's consumer takes it, so a saved
 cursor never claims a line that was not shown. A follow ends after the cycle that began with
 its `until()` true (the last lines are not lost). Every read takes a slot of the watcher's
 `RateLimit` (on GCP, a budget per project shared by the process), and the pause after a
@@ -38,6 +39,7 @@ from gcpjobs.clients.logs import (
     LogLine,
     LogReadError,
     LogSubject,
+    late_lines_seconds,
     log_subject,
     poll_interval,
 )
@@ -62,12 +64,13 @@ class _Follower:
     cursor: LogCursor
     since: datetime | None
     until: Callable[[], bool]
+    late: float  # seconds a line can reach Logging late: the least overlap of each read
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     queued: set[str] = field(default_factory=set)  # ids in the inbox, not yet in the cursor
     failures: int = 0
 
     def clause(self) -> str:
-        start = self.cursor.start()
+        start = self.cursor.start(at_least=self.late)
         if self.since is not None and (start is None or self.since > start):
             start = self.since
         return f"({self.subject.since(start)})"
@@ -198,7 +201,8 @@ class LogWatcher:
         never without `until`. Raises LogReadError if Logging cannot be read."""
         subject = log_subject(job_name)
         follower = _Follower(subject, cursor if cursor is not None else LogCursor(), since,
-                             until if until is not None else (lambda: False))
+                             until if until is not None else (lambda: False),
+                             late_lines_seconds(target))
         key = (target, id(credentials), subject.project)
         poller = self._project(target, subject.project, credentials)
         poller.followers.add(follower)
