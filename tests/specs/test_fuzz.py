@@ -27,6 +27,11 @@ from gcpjobs.specs.cloudrun import CloudRunJob
 from gcpjobs.specs.jobfile import load_job_file, parse_job_document
 from gcpjobs.specs.vertex import VertexJob
 
+# Strategies draw all their randomness from hypothesis (st.randoms(), st.data(), sampled_from
+# ...), never from the global `random` module: hypothesis could neither replay nor shrink what
+# that gives. It warns when a draw changes the global random state; here that fails the test.
+pytestmark = pytest.mark.filterwarnings("error::hypothesis.errors.HypothesisDeprecationWarning")
+
 MAX_MESSAGE = 600  # characters, beyond the document's name
 SOURCE = "job.yaml"
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

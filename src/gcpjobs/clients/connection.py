@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from gcpjobs.clients.target import CREDENTIALS_ENV
 from gcpjobs.errors import GcpJobsError
 
 if TYPE_CHECKING:
@@ -42,11 +46,69 @@ def scoped(credentials: Any) -> Any:
     return with_scopes_if_required(credentials, [CLOUD_PLATFORM_SCOPE])
 
 
+# The credentials file types Google's libraries load (their "type" field), and the fields
+# google-auth needs in the two common ones: used only to say what is wrong with a file it refused.
+_CREDENTIAL_TYPES = frozenset({
+    "service_account", "authorized_user", "external_account",
+    "external_account_authorized_user", "impersonated_service_account", "gdch_service_account",
+})
+_SERVICE_ACCOUNT = "service_account"
+_REQUIRED_FIELDS = {
+    _SERVICE_ACCOUNT: ("client_email", "private_key", "token_uri"),
+    "authorized_user": ("client_id", "client_secret", "refresh_token"),
+}
+_CREATE_KEY = "`gcloud iam service-accounts keys create`"
+
+
+def _read_credentials_file(path: str) -> tuple[str | None, dict[str, Any]]:
+    """What is wrong with the credentials file at `path` before its fields are looked at (None:
+    nothing), and its JSON object. The problem never quotes the file: it may hold a key."""
+    try:  # as google-auth opens it (no `~` expansion)
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return "does not exist", {}
+    except IsADirectoryError:
+        return "is a directory, not a file", {}
+    except OSError as error:
+        return f"cannot be read ({error.strerror or type(error).__name__})", {}
+    if not raw.strip():
+        return "is empty", {}
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError too
+        return "is not JSON", {}
+    if not isinstance(document, dict):
+        return "is JSON but not a credentials file (one is a JSON object)", {}
+    kind = document.get("type")
+    if kind is None:
+        return 'is JSON but not a credentials file (it has no "type" field)', {}
+    if not isinstance(kind, str) or kind not in _CREDENTIAL_TYPES:
+        return ('is JSON but not a credentials file (its "type" is none that Google\'s '
+                "libraries know)"), {}
+    return None, document
+
+
+def _describe(kind: str) -> str:
+    return "a service-account key file" if kind == _SERVICE_ACCOUNT else (
+        f'a credentials file of type "{kind}"'
+    )
+
+
+def _refused(document: dict[str, Any]) -> str:
+    """Why google-auth refused a credentials file of a known type (by field names only)."""
+    kind = str(document["type"])
+    missing = [field for field in _REQUIRED_FIELDS.get(kind, ()) if field not in document]
+    if missing:
+        return f"is {_describe(kind)} without the field(s) {', '.join(missing)}"
+    which = "e.g. private_key" if kind == _SERVICE_ACCOUNT else "check its values"
+    return f"is {_describe(kind)} that google-auth cannot load (a malformed field? {which})"
+
+
 def load_credentials(credentials_file: str | None) -> Any:
     """A service-account key file's credentials, else Application Default Credentials.
 
     Blocking (ADC may ask the metadata server): call it in a worker thread. Errors are one
-    line and never contain key material.
+    line that names the file and what is wrong with it, never its content (it may hold a key).
     """
     import google.auth
     from google.auth import exceptions as auth_exceptions
@@ -54,28 +116,42 @@ def load_credentials(credentials_file: str | None) -> Any:
     if credentials_file:
         from google.oauth2 import service_account
 
-        try:
-            return service_account.Credentials.from_service_account_file(
-                credentials_file, scopes=[CLOUD_PLATFORM_SCOPE]
-            )
-        except OSError as error:
-            raise GcpJobsError(
-                f"cannot read the service-account key file {credentials_file} "
-                f"({error.strerror or type(error).__name__}); check the path"
-            ) from None
-        except (ValueError, auth_exceptions.GoogleAuthError) as error:
-            # google-auth's messages name missing fields, never values.
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise GcpJobsError(
-                f"{credentials_file} is not a service-account key file ({reason}); create one "
-                "with `gcloud iam service-accounts keys create`"
-            ) from None
+        problem, document = _read_credentials_file(credentials_file)
+        if problem is None and document["type"] != _SERVICE_ACCOUNT:
+            problem = f"is {_describe(document['type'])}, not a service-account key file"
+        if problem is None:
+            try:
+                return service_account.Credentials.from_service_account_file(
+                    credentials_file, scopes=[CLOUD_PLATFORM_SCOPE]
+                )
+            except (OSError, ValueError, auth_exceptions.GoogleAuthError):
+                problem = _refused(document)
+        raise GcpJobsError(
+            f"the credentials_file {credentials_file} {problem}; give the path of a "
+            f"service-account key file (create one with {_CREATE_KEY})"
+        )
+    from_environment = os.environ.get(CREDENTIALS_ENV)
+    if from_environment:
+        # google-auth reads this file first, and a bad one is not "no credentials": say which.
+        problem, document = _read_credentials_file(from_environment)
+        if problem is None:
+            try:
+                credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+            except (auth_exceptions.DefaultCredentialsError, ValueError):
+                problem = _refused(document)
+            else:
+                return credentials
+        raise GcpJobsError(
+            f"{CREDENTIALS_ENV} is set to {from_environment}, which {problem}; point it at a "
+            f"service-account key file (create one with {_CREATE_KEY}), or unset it and run "
+            "`gcloud auth application-default login`"
+        )
     try:
         credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
     except auth_exceptions.DefaultCredentialsError:
         raise GcpJobsError(
             "no Google Cloud credentials found; run `gcloud auth application-default login` or "
-            "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
+            f"set {CREDENTIALS_ENV} to a service-account key file"
         ) from None
     return credentials
 
