@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gcpjobs.emulator.logging.filters import EntryView, FilterError, parse_filter
+from gcpjobs.emulator.logging.filters import EntryView, Filter, FilterError, parse_filter
 
 
 def view(**fields: str) -> EntryView:
@@ -43,10 +43,14 @@ def test_matches(text: str, expected: bool) -> None:
     assert parse_filter(text).matches(view()) is expected
 
 
+def pins(parsed: Filter) -> list[dict[str, str]]:
+    return [dict(alternative.pinned) for alternative in parsed.alternatives]
+
+
 def test_pinned_equalities_narrow_reads() -> None:
     parsed = parse_filter('resource.type="ml_job" resource.labels.job_id="42" severity>=ERROR')
-    assert parsed.pinned == ({"resource.type": "ml_job", "resource.labels.job_id": "42"},)
-    assert parse_filter('resource.labels.job_id="1" OR resource.labels.job_id="2"').pinned == ({},)
+    assert pins(parsed) == [{"resource.type": "ml_job", "resource.labels.job_id": "42"}]
+    assert pins(parse_filter('resource.labels.job_id="1" OR resource.labels.job_id="2"')) == [{}]
 
 
 def test_pinned_alternatives_of_an_or_of_groups() -> None:
@@ -54,9 +58,9 @@ def test_pinned_alternatives_of_an_or_of_groups() -> None:
     parsed = parse_filter('(resource.type="ml_job" resource.labels.job_id="1" '
                           'timestamp>="2025-01-01T00:00:00Z") OR (resource.type="cloud_run_job" '
                           'labels."run.googleapis.com/execution_name"="j-x")')
-    assert parsed.pinned == (
+    assert pins(parsed) == [
         {"resource.type": "ml_job", "resource.labels.job_id": "1"},
-        {"resource.type": "cloud_run_job", "labels.run.googleapis.com/execution_name": "j-x"})
+        {"resource.type": "cloud_run_job", "labels.run.googleapis.com/execution_name": "j-x"}]
     # Anything else may match any entry: nothing is narrowed.
     for text in ('(a="1") b="2"', '(a="1" OR b="2") OR (c="3")', '((a="1")) OR (b="2")',
                  'NOT (a="1") OR (b="2")', '(a="1") OR -(b="2")', '(a="1") OR'):
@@ -64,7 +68,7 @@ def test_pinned_alternatives_of_an_or_of_groups() -> None:
             parsed = parse_filter(text)
         except FilterError:
             continue  # refused outright is fine too
-        assert parsed.pinned == ({},), text
+        assert pins(parsed) == [{}], text
 
 
 @pytest.mark.parametrize("text", ["(", 'a="b" AND', "severity>=LOUD", 'timestamp>"soon"', '=x',
@@ -72,3 +76,18 @@ def test_pinned_alternatives_of_an_or_of_groups() -> None:
 def test_refused(text: str) -> None:
     with pytest.raises(FilterError):
         parse_filter(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('(resource.labels.job_id="42" timestamp>="2026-01-01T00:00:02Z") OR (resource.labels.job_id="7")',
+     False),
+    ('(resource.labels.job_id="42" timestamp>="2026-01-01T00:00:01Z") OR (resource.labels.job_id="7")',
+     True),
+    ('(resource.labels.job_id="7") OR (resource.labels.job_id="42" severity>=INFO)', True),
+    ('(resource.labels.job_id="7") OR (resource.labels.job_id="42" severity>=ERROR)', False),
+])
+def test_each_alternative_decides_as_the_whole_filter_does(text: str, expected: bool) -> None:
+    parsed = parse_filter(text)
+    entry = view()
+    assert parsed.matches(entry) is expected
+    assert any(alternative.predicate(entry) for alternative in parsed.alternatives) is expected

@@ -66,15 +66,22 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Entries that match `predicate`, all of which meet the equalities `pinned`
+    ("resource.labels.job_id" -> "123" ...; {}: any entry may match)."""
+
+    pinned: Mapping[str, str]
+    predicate: Predicate
+
+
+@dataclass(frozen=True)
 class Filter:
-    """A parsed filter: `matches(view)`, and the equalities an entry must meet (to narrow
-    what to read)."""
+    """A parsed filter: `matches(view)`, and the same as alternatives an entry matches one of,
+    each pinned to the jobs it can match (to read only their logs)."""
 
     text: str
     predicate: Predicate
-    # Alternatives, one of which a matching entry meets: each maps "resource.labels.job_id"
-    # to "123" and so on ({}: any entry may match).
-    pinned: tuple[Mapping[str, str], ...]
+    alternatives: tuple[Alternative, ...]
 
     def matches(self, view: EntryView) -> bool:
         return self.predicate(view)
@@ -149,9 +156,14 @@ def _comparison(comparison: Comparison) -> Predicate:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, tokens: list[tuple[str, str]] | None = None) -> None:
+        """A parser of `text`, or of `tokens` (a part of it) when given."""
         self.text = text
-        self.tokens: list[tuple[str, str]] = []
+        self.index = 0
+        if tokens is not None:
+            self.tokens = list(tokens)
+            return
+        self.tokens = []
         position = 0
         while position < len(text):
             if text[position:].strip() == "":
@@ -162,7 +174,6 @@ class _Parser:
             kind = match.lastgroup or ""
             self.tokens.append((kind, match.group(kind)))
             position = match.end()
-        self.index = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -255,17 +266,17 @@ def _equalities(tokens: list[tuple[str, str]]) -> dict[str, str]:
     return pinned
 
 
-def _pinned(text: str) -> tuple[dict[str, str], ...]:
-    """Which jobs' logs a filter can match, so that only those are read: the equalities of a
-    filter of AND-ed comparisons, or of each group of `(...) OR (...) ...` (as gcpjobs' log
-    watcher asks for many jobs at once); anything else may match any entry."""
-    anything: tuple[dict[str, str], ...] = ({},)
+def _alternatives(text: str, tokens: list[tuple[str, str]], whole: Predicate) -> tuple[Alternative, ...]:
+    """The filter as alternatives: its equalities, for a filter of AND-ed comparisons; one per
+    group of `(...) OR (...) ...` (as gcpjobs' log watcher asks for many jobs at once), each
+    with its own predicate, so an entry is checked against its own job's group only; for
+    anything else, one alternative that may match any entry."""
+    anything = (Alternative({}, whole),)
     if re.search(r"\bNOT\b|(^|\s)-", text):
         return anything
-    tokens = _Parser(text).tokens
     if not re.search(r"\bOR\b|[()]", text):
-        return (_equalities(tokens),)
-    groups: list[dict[str, str]] = []
+        return (Alternative(_equalities(tokens), whole),)
+    groups: list[Alternative] = []
     index = 0
     while True:
         if index >= len(tokens) or tokens[index][0] != "lparen":
@@ -275,9 +286,9 @@ def _pinned(text: str) -> tuple[dict[str, str], ...]:
         if end is None or tokens[end][0] != "rparen":
             return anything
         body = tokens[index + 1:end]
-        if ("word", "OR") in body:
+        if ("word", "OR") in body or not body:
             return anything
-        groups.append(_equalities(body))
+        groups.append(Alternative(_equalities(body), _Parser(text, body).parse()))
         index = end + 1
         if index == len(tokens):
             return tuple(groups)
@@ -290,4 +301,7 @@ def parse_filter(text: str) -> Filter:
     """Parse a Logging filter; raises FilterError (one line) for what it cannot parse."""
     if len(text) > 20000:
         raise FilterError("The filter is longer than 20000 characters")
-    return Filter(text, _Parser(text).parse(), _pinned(text))
+    parser = _Parser(text)
+    tokens = list(parser.tokens)
+    whole = parser.parse()
+    return Filter(text, whole, _alternatives(text, tokens, whole))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,17 +117,11 @@ class LogFiles:
         self._cache: dict[Path, _Cached] = {}
         self._lock = threading.Lock()
 
-    def entries(self, project: str, pinned: Sequence[Mapping[str, str]]) -> Iterator[Entry]:
-        """Every entry of `project` that one of the pinned alternatives of a filter allows
-        (see `Filter.pinned`), unsorted."""
-        read: set[Path] = set()
-        for pins in pinned:
-            for source in self._sources(project, pins):
-                if source.path in read:
-                    continue
-                read.add(source.path)
-                for line in self._read(source.path):
-                    yield Entry(source, line, (str(source.path), line.number))
+    def entries(self, project: str, pinned: Mapping[str, str]) -> Iterator[Entry]:
+        """Every entry of `project` the pinned equalities of a filter allow, unsorted."""
+        for source in self._sources(project, pinned):
+            for line in self._read(source.path):
+                yield Entry(source, line, (str(source.path), line.number))
 
     def _sources(self, project: str, pinned: Mapping[str, str]) -> Iterator[Source]:
         kind = pinned.get("resource.type")
