@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
 import sys
 import tempfile
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--ways", default="gcpjobs,per-job")
     options = parser.parse_args()
+    # Stopped (SIGTERM, `timeout`): stop the emulator, and with it the N jobs, on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from gcpjobs.clients.target import EMULATOR_PROJECT, Target
     from gcpjobs.emulator.process import EmulatorProcess
 
