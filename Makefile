@@ -37,9 +37,11 @@ bench: $(STAMP)
 bench-watch: $(STAMP)
 	$(BIN)/python benchmarks/watch.py --window 60
 
-# Minutes: up to 1,000 emulator jobs printing a line a second, their logs followed two ways.
+# Minutes: 10 and 100 emulator jobs printing a line a second, 1,000 a line every 10 s, their
+# logs followed two ways.
 bench-logs: $(STAMP)
 	$(BIN)/python benchmarks/logs.py --window 60
+	$(BIN)/python benchmarks/logs.py --window 60 --sizes 1000 --line-every 10
 
 clean:
 	rm -rf $(VENV) .gcpjobs .pytest_cache .mypy_cache .ruff_cache
