@@ -60,7 +60,9 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _LOOKUP_PAGE_SIZE = 50
-# `statuses` pages: the most executions one ListExecutions call returns on the emulator.
+# `statuses` pages: the most executions one ListExecutions call returns on the emulator. The
+# API documents no maximum page_size (nor whether a larger one is lowered or refused), so no
+# larger page is asked for.
 _STATUS_PAGE_SIZE = 100
 
 
@@ -283,6 +285,12 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
     `AsyncJobClientBase`.
     """
 
+    @functools.cached_property
+    def _listing_positions(self) -> dict[str, dict[str, int]]:
+        """`statuses`' memory: per ListExecutions parent, where each name of the last call
+        was in that listing (see `_status_pages`)."""
+        return {}
+
     def resource_name(self, execution: str, region: str | None = None) -> str:
         """`"job-abc12"` -> `projects/P/locations/R/jobs/job/executions/job-abc12`.
 
@@ -489,19 +497,71 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
 
         `names` are executions' full resource names (a bare id is taken as in `get`; the
         result is keyed by full name). Per project and region, ListExecutions of every job
-        (`.../jobs/-`, newest first) is read page by page only until all of that region's
-        names have been seen, ended ones included; a name not seen by the last page gets one
-        GetExecution. Names missing from the result do not exist (their Job was deleted, or
+        (`.../jobs/-`, newest first; it has no filter) is read page by page only until all of
+        that region's names have been seen, ended ones included, or until one GetExecution
+        for each name not yet seen is expected to cost fewer calls than the pages still
+        needed to reach them (names behind many executions that are not wanted: other
+        processes', kept jobs' history; see `_status_pages`); those names get a Get each.
+        So a call costs about min(pages down to the oldest name, Gets of the names past the
+        pages read). Names missing from the result do not exist (their Job was deleted, or
         they never did). Every call first takes a slot of `rate_limit`.
         """
         await self._resolved_target()
+        full = [self.resource_name(name) for name in names]
+        wanted: dict[str, set[str]] = {}
+        for name in full:
+            wanted.setdefault(_listing_scope(name), set()).add(name)
         return await statuses_by_listing(
-            [self.resource_name(name) for name in names],
-            scope_of=lambda name: f"{name.split('/jobs/', 1)[0]}/jobs/-",
-            listing=lambda parent: self._pages(parent, _STATUS_PAGE_SIZE, rate_limit),
+            full,
+            scope_of=_listing_scope,
+            listing=lambda parent: self._status_pages(parent, wanted[parent], rate_limit),
             get=self.get,
             rate_limit=rate_limit,
         )
+
+    async def _status_pages(
+        self, parent: str, wanted: set[str], rate_limit: RateLimit | None
+    ) -> AsyncGenerator[builtins.list[JobStatus], None]:
+        """`statuses`' pages of ListExecutions under `parent` (`.../jobs/-`), newest first, for
+        as long as reading on is expected to cost fewer calls than one GetExecution for each
+        wanted name not yet seen (those the caller then gets; see `_worth_listing`).
+
+        The estimate uses where each wanted name was in the previous listing (kept per scope,
+        for the names of the last call only), moved down by as many places as the names seen
+        so far have moved (executions created since). It only decides how each name is read,
+        never whether: every name is either on a page read now or fetched.
+        """
+        positions = self._listing_positions.setdefault(parent, {})
+        seen: dict[str, int] = {}
+        unseen = set(wanted)
+        shift = index = 0
+        token = ""
+        timeout = self.retry_policy.call_timeout
+        try:
+            while unseen and _worth_listing(unseen, positions, shift, index):
+                await acquire(rate_limit)
+                executions, token = await self._call(
+                    "ListExecutions",
+                    functools.partial(_list_page, parent=parent, page_size=_STATUS_PAGE_SIZE,
+                                      page_token=token, timeout=timeout),
+                )
+                page = [execution_to_status(execution) for execution in executions]
+                for offset, status in enumerate(page):
+                    if status.name in unseen:
+                        unseen.discard(status.name)
+                        seen[status.name] = index + offset
+                        if status.name in positions:
+                            shift = index + offset - positions[status.name]
+                index += len(page)
+                yield page
+                if not token:
+                    return
+        finally:
+            # Next time: where these names were now, or (not seen) are expected to be.
+            self._listing_positions[parent] = {
+                name: seen[name] if name in seen else positions[name] + shift
+                for name in wanted if name in seen or name in positions
+            }
 
     async def updates(
         self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
@@ -586,6 +646,33 @@ async def _list_page(
     api: _RunApi, *, parent: str, page_size: int, page_token: str, timeout: float
 ) -> tuple[builtins.list[Any], str]:
     return await api.list_executions(parent, page_size, page_token, timeout)
+
+
+def _listing_scope(name: str) -> str:
+    """An execution's ListExecutions parent in `statuses`: every job of its project and region."""
+    return f"{name.split('/jobs/', 1)[0]}/jobs/-"
+
+
+def _worth_listing(
+    unseen: Collection[str], positions: dict[str, int], shift: int, index: int
+) -> bool:
+    """Whether to read on from list position `index` rather than Get each of `unseen`.
+
+    ListExecutions has no filter: reaching a name costs a page per `_STATUS_PAGE_SIZE`
+    executions before it, wanted or not. Reading on costs at least the pages down to the
+    furthest name whose place is known (the previous listing's, moved by `shift`), and at
+    least enough pages to hold the names whose place is not; the Gets cost one call each.
+    A tie goes to the Gets: their count is exact, the pages' only a lower bound.
+    """
+    known = [positions[name] + shift for name in unseen if name in positions]
+    unknown = len(unseen) - len(known)
+    furthest = max(known, default=index - 1)
+    pages = max(
+        -(-(furthest + 1 - index) // _STATUS_PAGE_SIZE),
+        -(-unknown // _STATUS_PAGE_SIZE),
+        1,
+    )
+    return pages < len(unseen)
 
 
 # ------------------------------------------------------------------------- the sync facade
