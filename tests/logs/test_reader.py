@@ -23,7 +23,8 @@ def target_for(server: EmulatorProcess) -> Target:
                   rest_endpoint=server.rest_endpoint)
 
 
-def _start(emulator: EmulatorProcess, code: str) -> str:
+def start_job(emulator: EmulatorProcess, code: str) -> str:
+    """A Vertex custom job running `code` with this Python; its resource name."""
     jobs = grpc_client(emulator)
     try:
         name: str = jobs.create_custom_job(parent=PARENT, custom_job=custom_job([PYTHON, "-c", code])).name
@@ -40,7 +41,7 @@ async def test_follow_resumes_exactly_after_a_reconnect(emulator: EmulatorProces
             f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
             "for i in range(200, 400): print('line', i, flush=True)\n"
             "print('end', flush=True)\n")
-    name = _start(emulator, code)
+    name = start_job(emulator, code)
     cursor = LogCursor()
     texts: list[str] = []
     stderr: list[str] = []
@@ -67,7 +68,7 @@ async def test_follow_resumes_exactly_after_a_reconnect(emulator: EmulatorProces
 
 
 async def test_entries_since(emulator: EmulatorProcess) -> None:
-    name = _start(emulator, "print('a', flush=True)\nprint('b', flush=True)")
+    name = start_job(emulator, "print('a', flush=True)\nprint('b', flush=True)")
     async with AsyncLogReader(target_for(emulator)) as reader:
         from tests.waiting import wait_for_async
 

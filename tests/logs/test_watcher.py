@@ -15,10 +15,9 @@ from gcpjobs.clients.target import Target
 from gcpjobs.emulator.process import EmulatorProcess
 from gcpjobs.errors import GcpJobsError
 from gcpjobs.watch.logs import FAILURE_LIMIT, LogWatcher
-from tests.conftest import grpc_client
 from tests.emulator.cloudrun.support import create, job, run_clients
-from tests.emulator.support import PYTHON, custom_job
-from tests.logs.test_reader import PARENT, target_for
+from tests.emulator.support import PYTHON
+from tests.logs.test_reader import start_job, target_for
 from tests.waiting import wait_for_async
 
 LIST = "LoggingServiceV2.ListLogEntries"
@@ -32,15 +31,6 @@ def _script(tag: str, go: Path, lines: int) -> str:
             f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
             f"for i in range({lines}, {2 * lines}): print({tag!r}, i, flush=True)\n"
             "print('end', flush=True)\n")
-
-
-def _vertex_job(server: EmulatorProcess, code: str) -> str:
-    jobs = grpc_client(server)
-    try:
-        name: str = jobs.create_custom_job(parent=PARENT, custom_job=custom_job([PYTHON, "-c", code])).name
-    finally:
-        jobs.transport.close()
-    return name
 
 
 def _cloud_run_execution(server: EmulatorProcess, code: str) -> str:
@@ -88,7 +78,7 @@ async def test_many_jobs_share_one_query_a_poll_and_each_gets_its_own_lines(
         emulator: EmulatorProcess, tmp_path: Path) -> None:
     go = tmp_path / "go"
     lines = 20
-    vertex = [_vertex_job(emulator, _script(f"v{i}", go, lines)) for i in range(8)]
+    vertex = [start_job(emulator, _script(f"v{i}", go, lines)) for i in range(8)]
     run = [_cloud_run_execution(emulator, _script(f"r{i}", go, lines)) for i in range(4)]
     names = vertex + run
     tags = {name: (f"v{i}" if name in vertex else f"r{i - len(vertex)}") for i, name in enumerate(names)}
@@ -119,7 +109,7 @@ async def test_queries_split_where_the_filter_would_be_too_long(
         emulator: EmulatorProcess, tmp_path: Path) -> None:
     go = tmp_path / "go"
     lines = 5
-    names = [_vertex_job(emulator, _script(f"v{i}", go, lines)) for i in range(6)]
+    names = [start_job(emulator, _script(f"v{i}", go, lines)) for i in range(6)]
     out: dict[str, list[str]] = {}
     # Room for two jobs' clauses a query (each is about 110 characters with its timestamp).
     watcher = LogWatcher(interval=0.2, filter_limit=260)
@@ -131,7 +121,7 @@ async def test_queries_split_where_the_filter_would_be_too_long(
 async def test_two_follows_of_one_job_each_get_every_line(emulator: EmulatorProcess,
                                                           tmp_path: Path) -> None:
     go = tmp_path / "go"
-    name = _vertex_job(emulator, _script("v0", go, 3))
+    name = start_job(emulator, _script("v0", go, 3))
     first: dict[str, list[str]] = {}
     second: dict[str, list[str]] = {}
     watcher = LogWatcher(interval=0.1)
@@ -153,7 +143,7 @@ async def test_transient_read_failures_lose_no_line_and_end_a_follow_only_when_t
     server = emulator_factory()
     go = tmp_path / "go"
     lines = 30
-    names = [_vertex_job(server, _script(f"v{i}", go, lines)) for i in range(3)]
+    names = [start_job(server, _script(f"v{i}", go, lines)) for i in range(3)]
     # A third of the reads fail (UNAVAILABLE, INTERNAL ...): they are tried again next cycle
     # with the cursors as they were, so no line is skipped or shown twice.
     server.set_fault_rates(LIST, {"unavailable": 0.15, "internal": 0.15}, seed=7)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
-from datetime import datetime
+from collections.abc import Callable
 
 from gcpjobs.clients.vertex import AsyncVertexClient
 from gcpjobs.emulator.process import EmulatorProcess
-from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.results import JobResult
 from gcpjobs.states import JobState
 from gcpjobs.watch.events import StateChange
 from gcpjobs.watch.poll import PollInterval
@@ -22,43 +21,10 @@ from gcpjobs.watch.ratelimit import RateLimit
 from gcpjobs.watch.shared import JobWatcher
 from tests.clients.conftest import python_job, request_counts, target_for
 from tests.waiting import wait_for, wait_for_async
+from tests.watch.support import GatedClient
 
 Q, P, R = JobState.QUEUED, JobState.PENDING, JobState.RUNNING
 LIST_JOBS, GET_JOB = "JobService.ListCustomJobs", "JobService.GetCustomJob"
-
-
-class GatedClient(AsyncVertexClient):
-    """Counts the watcher's calls, and holds each `updates()` until `gate` is open."""
-
-    def __init__(self, **settings: object) -> None:
-        super().__init__(**settings)  # type: ignore[arg-type]
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.updates_done = 0
-        self.checked: list[str] = []  # names asked of statuses()
-
-    async def updates(
-        self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
-    ) -> dict[str, JobStatus] | None:
-        await self.gate.wait()
-        found = await super().updates(names, since, rate_limit=rate_limit)
-        self.updates_done += 1
-        return found
-
-    async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
-    ) -> dict[str, JobStatus]:
-        self.checked.extend(names)
-        return await super().statuses(names, rate_limit=rate_limit)
-
-    async def cycles(self, more: int) -> None:
-        """Wait until `more` incremental cycles have finished from now."""
-        goal = self.updates_done + more
-
-        async def done() -> bool:
-            return self.updates_done >= goal
-
-        await wait_for_async(done, timeout=10, message=f"{more} more watcher cycles")
 
 
 def recorder(into: dict[str, list[JobState]]) -> Callable[[StateChange], None]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Collection
-from datetime import datetime
 
 import pytest
 
@@ -29,40 +28,13 @@ from gcpjobs.watch.ratelimit import RateLimit
 from gcpjobs.watch.shared import JobWatcher
 from tests.clients.conftest import python_job, request_counts, target_for, unique_label
 from tests.waiting import wait_for_async
+from tests.watch.support import GatedClient
 
 GET_JOB, GET_EXECUTION = "JobService.GetCustomJob", "Executions.GetExecution"
 RESYNC = 2.0  # seconds: short, so the test is quick; the incremental cycles run every 0.02 s
 # How long after the delete the outcome may take: the resync period, and room for a slow host.
 OUTCOME_WITHIN = RESYNC + 10.0
 WAIT_TIMEOUT = 60.0  # the wait's own timeout: far beyond, so it never decides the outcome
-
-
-class GatedVertexClient(AsyncVertexClient):
-    """Holds each `updates()` (the incremental listing) until `gate` is open, and records
-    what the watcher asked and was told."""
-
-    def __init__(self, **settings: object) -> None:
-        super().__init__(**settings)  # type: ignore[arg-type]
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.updates_done = 0
-        self.listed: list[set[str]] = []  # the names each updates() reported
-        self.checked: list[str] = []  # the names asked of statuses()
-
-    async def updates(
-        self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
-    ) -> dict[str, JobStatus] | None:
-        await self.gate.wait()
-        found = await super().updates(names, since, rate_limit=rate_limit)
-        self.listed.append(set(found or {}))
-        self.updates_done += 1
-        return found
-
-    async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
-    ) -> dict[str, JobStatus]:
-        self.checked.extend(names)
-        return await super().statuses(names, rate_limit=rate_limit)
 
 
 class GatedCloudRunClient(AsyncCloudRunClient):
@@ -107,7 +79,7 @@ async def test_vertex_job_deleted_unseen_is_found_gone_at_the_resync(
     server = emulator_factory(queued_seconds=None, pending_seconds=None)
     watcher = JobWatcher(interval=PollInterval.fixed(0.02), overlap=0.0, resync=RESYNC)
     seen: list[JobState] = []
-    async with GatedVertexClient(target=target_for(server)) as client:
+    async with GatedClient(target=target_for(server)) as client:
         created = await client.create(python_job("pass"))
         name = created.name
         task = asyncio.create_task(watcher.wait(
@@ -115,12 +87,7 @@ async def test_vertex_job_deleted_unseen_is_found_gone_at_the_resync(
             on_change=lambda change: seen.append(change.current),
         ))
 
-        async def incremental_cycles(more: int) -> None:
-            goal = client.updates_done + more
-            await wait_for_async(lambda: _true(client.updates_done >= goal), timeout=10,
-                                 message=f"{more} incremental watcher cycles")
-
-        await incremental_cycles(2)  # the job is observed; the listing is incremental
+        await client.cycles(2)  # the job is observed; the listing is incremental
         assert not task.done()
 
         # Between two cycles, the job ends (cancelled while held in QUEUED) and is deleted.

@@ -198,7 +198,7 @@ class AsyncJobClientBase(Generic[Api]):
     def retry_policy(self) -> RetryPolicy:
         if self._retry is not None:
             return self._retry
-        return RetryPolicy.for_emulator() if self.target.is_emulator else RetryPolicy.for_gcp()
+        return RetryPolicy.for_target(self.target)
 
     def poll_schedule(self) -> PollInterval:
         if self.poll_interval is not None:

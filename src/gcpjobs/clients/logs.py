@@ -119,6 +119,16 @@ class LogCursor:
         return horizon
 
 
+def read_start(cursor: LogCursor | None, since: datetime | None, *,
+               at_least: float = 0.0) -> datetime | None:
+    """Where a read of a job's lines starts: the later of `since` and where `cursor` goes on
+    (see `LogCursor.start`); None: at the job's first line."""
+    start = cursor.start(at_least=at_least) if cursor is not None else None
+    if since is not None and (start is None or since > start):
+        start = since
+    return start
+
+
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -244,15 +254,13 @@ class AsyncLogReader:
         """Every line the job has logged (since `since`), oldest first; with a cursor, only the
         lines it has not seen (and it records them)."""
         subject = log_subject(job_name)
-        start = cursor.start() if cursor is not None else None
-        if since is not None and (start is None or since > start):
-            start = since
         from gcpjobs.clients.retry import RetryPolicy
 
         await self._api()  # resolves the target
-        policy = RetryPolicy.for_emulator() if self._target and self._target.is_emulator else RetryPolicy()
+        assert self._target is not None
         try:
-            rows = await self.read(subject.project, subject.since(start), retry=policy)
+            rows = await self.read(subject.project, subject.since(read_start(cursor, since)),
+                                   retry=RetryPolicy.for_target(self._target))
         except LogReadError as error:
             raise GcpJobsError(f"cannot read the logs of {job_name}: {error}") from None
         lines = [line for _, line in rows]

@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.api_core import exceptions as core_exceptions
 from google.api_core.retry import exponential_sleep_generator
 from google.api_core.retry_async import AsyncRetry
 
 from gcpjobs.errors import ApiError, JobNotFoundError
+
+if TYPE_CHECKING:
+    from gcpjobs.clients.target import Target
 
 T = TypeVar("T")
 
@@ -53,6 +56,10 @@ class RetryPolicy:
     @classmethod
     def for_gcp(cls) -> RetryPolicy:
         return cls(initial=1.0)
+
+    @classmethod
+    def for_target(cls, target: Target) -> RetryPolicy:
+        return cls.for_emulator() if target.is_emulator else cls.for_gcp()
 
     def sleeps(self) -> Iterator[float]:
         """Jittered backoff delays (google-api-core's generator)."""

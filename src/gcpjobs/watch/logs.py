@@ -42,6 +42,7 @@ from gcpjobs.clients.logs import (
     late_lines_seconds,
     log_subject,
     poll_interval,
+    read_start,
 )
 from gcpjobs.clients.target import Target
 from gcpjobs.watch.ratelimit import RateLimit, acquire, shared_rate_limit
@@ -70,10 +71,7 @@ class _Follower:
     failures: int = 0
 
     def clause(self) -> str:
-        start = self.cursor.start(at_least=self.late)
-        if self.since is not None and (start is None or self.since > start):
-            start = self.since
-        return f"({self.subject.since(start)})"
+        return f"({self.subject.since(read_start(self.cursor, self.since, at_least=self.late))})"
 
     def offer(self, line: LogLine) -> None:
         if line.insert_id in self.cursor.seen or line.insert_id in self.queued:
