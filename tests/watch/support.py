@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from gcpjobs.clients.vertex import AsyncVertexClient
@@ -34,10 +34,14 @@ class GatedClient(AsyncVertexClient):
         return found
 
     async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+        self,
+        names: Collection[str],
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
     ) -> dict[str, JobStatus]:
         self.checked.extend(names)
-        return await super().statuses(names, rate_limit=rate_limit)
+        return await super().statuses(names, rate_limit=rate_limit, on_status=on_status)
 
     async def cycles(self, more: int) -> None:
         """Wait until `more` incremental cycles have finished from now."""

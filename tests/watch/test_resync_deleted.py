@@ -47,10 +47,14 @@ class GatedCloudRunClient(AsyncCloudRunClient):
         self.polls_done = 0
 
     async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+        self,
+        names: Collection[str],
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
     ) -> dict[str, JobStatus]:
         await self.gate.wait()
-        found = await super().statuses(names, rate_limit=rate_limit)
+        found = await super().statuses(names, rate_limit=rate_limit, on_status=on_status)
         self.polls_done += 1
         return found
 

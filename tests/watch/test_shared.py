@@ -44,10 +44,14 @@ class CountingVertexClient(AsyncVertexClient):
     asked: list[int]
 
     async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+        self,
+        names: Collection[str],
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
     ) -> dict[str, JobStatus]:
         self.asked = [*getattr(self, "asked", []), len(names)]
-        return await super().statuses(names, rate_limit=rate_limit)
+        return await super().statuses(names, rate_limit=rate_limit, on_status=on_status)
 
     async def updates(
         self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
@@ -62,10 +66,14 @@ class CountingCloudRunClient(AsyncCloudRunClient):
     asked: list[int]
 
     async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+        self,
+        names: Collection[str],
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
     ) -> dict[str, JobStatus]:
         self.asked = [*getattr(self, "asked", []), len(names)]
-        return await super().statuses(names, rate_limit=rate_limit)
+        return await super().statuses(names, rate_limit=rate_limit, on_status=on_status)
 
 
 def gated_exit(release: Path, code: int) -> str:

@@ -62,6 +62,7 @@ async def statuses_by_listing(
     listing: Callable[[str], AsyncGenerator[list[JobStatus], None]],
     get: Callable[[str], Awaitable[JobStatus]],
     rate_limit: RateLimit | None = None,
+    on_status: Callable[[str, JobStatus], None] | None = None,
 ) -> dict[str, JobStatus]:
     """The status of each of `names` (full resource names) with as few calls as possible.
 
@@ -70,16 +71,27 @@ async def statuses_by_listing(
     showed get one `get(name)` each; those that do not exist (NOT_FOUND) are left out of the
     result. Other errors propagate (ApiError, after the client's retries). Each Get first
     takes a slot of `rate_limit` (the listing takes its own: pass the limit to it too).
+    `on_status(name, status)` is called for each name as soon as its page or Get arrives (again if a
+    shifting listing shows a name twice), so a caller can act on the first pages of a long
+    listing before the last one is read.
     """
     scopes: dict[str, set[str]] = {}
     for name in names:
         scopes.setdefault(scope_of(name), set()).add(name)
     found: dict[str, JobStatus] = {}
+
+    def record(name: str, status: JobStatus) -> None:
+        found[name] = status
+        if on_status is not None:
+            on_status(name, status)
+
     for scope, wanted in scopes.items():
         pages = listing(scope)
         async with contextlib.aclosing(pages):
             async for page in pages:
-                found.update((status.name, status) for status in page if status.name in wanted)
+                for status in page:
+                    if status.name in wanted:
+                        record(status.name, status)
                 if wanted <= found.keys():
                     break
     missing = [name for wanted in scopes.values() for name in wanted if name not in found]
@@ -89,17 +101,17 @@ async def statuses_by_listing(
         async with limit:
             await acquire(rate_limit)
             try:
-                return await get(name)
+                status = await get(name)
             except JobNotFoundError:
                 return None
+            record(name, status)
+            return status
 
     # Every Get finishes before the first error (if any) is raised: none is left running.
     fetched = await asyncio.gather(*(fetch(name) for name in missing), return_exceptions=True)
-    for name, outcome in zip(missing, fetched, strict=True):
+    for outcome in fetched:
         if isinstance(outcome, BaseException):
             raise outcome
-        if outcome is not None:
-            found[name] = outcome
     return found
 
 

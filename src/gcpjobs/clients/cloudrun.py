@@ -491,7 +491,11 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
                 return
 
     async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+        self,
+        names: Collection[str],
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
     ) -> dict[str, JobStatus]:
         """The current status of each of these executions, with as few API calls as possible.
 
@@ -504,7 +508,9 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         processes', kept jobs' history; see `_status_pages`); those names get a Get each.
         So a call costs about min(pages down to the oldest name, Gets of the names past the
         pages read). Names missing from the result do not exist (their Job was deleted, or
-        they never did). Every call first takes a slot of `rate_limit`.
+        they never did). Every call first takes a slot of `rate_limit`; each status is
+        handed to `on_status(name, status)` as soon as its page or Get arrives (a watcher
+        reports the first pages' changes without waiting for the last page).
         """
         await self._resolved_target()
         full = [self.resource_name(name) for name in names]
@@ -517,6 +523,7 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             listing=lambda parent: self._status_pages(parent, wanted[parent], rate_limit),
             get=self.get,
             rate_limit=rate_limit,
+            on_status=on_status,
         )
 
     async def _status_pages(

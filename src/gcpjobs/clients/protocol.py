@@ -6,7 +6,7 @@ one shape; each client takes its own spec type in `create`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
@@ -30,11 +30,17 @@ class JobClient(Protocol):
     async def container(self, name: str, /) -> Container: ...
 
     async def statuses(
-        self, names: Collection[str], /, *, rate_limit: RateLimit | None = None
+        self,
+        names: Collection[str],
+        /,
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
     ) -> dict[str, JobStatus]:
         """The current status of each of these jobs (full resource names), with as few API
         calls as possible, each call first taking a slot of `rate_limit`; names missing from
-        the result do not exist."""
+        the result do not exist. `on_status(name, status)` is told of each as soon as its
+        page or Get arrives, before the whole result is in."""
         ...
 
     async def updates(

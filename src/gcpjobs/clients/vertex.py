@@ -438,7 +438,11 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
                 return
 
     async def statuses(
-        self, names: Collection[str], *, rate_limit: RateLimit | None = None
+        self,
+        names: Collection[str],
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
     ) -> dict[str, JobStatus]:
         """The current status of each of these jobs, with as few API calls as possible.
 
@@ -449,7 +453,8 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
         ended and gets one GetCustomJob. So a watcher's cycle costs a list call per region
         however many jobs run, plus a Get per job that ended. Names missing from the result
         do not exist (deleted, or never made). Jobs gcpjobs did not submit are found too, at
-        the price of a Get each time. Every call first takes a slot of `rate_limit`.
+        the price of a Get each time. Every call first takes a slot of `rate_limit`; each
+        status is handed to `on_status(name, status)` as soon as its page or Get arrives.
         """
         await self._resolved_target()
         return await statuses_by_listing(
@@ -460,6 +465,7 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
             ),
             get=self.get,
             rate_limit=rate_limit,
+            on_status=on_status,
         )
 
     async def updates(

@@ -5,7 +5,7 @@ waits on hundreds of jobs at once (the Prefect worker) would make hundreds of ca
 cycle and soon meet Vertex's read quota (600 a minute per region). A `JobWatcher` runs one
 poll task per client instead: each cycle asks `client.statuses(every watched name)` once
 (one list call per region, plus a Get for each job that has just ended; see the clients)
-and hands each status to the waiters on that job.
+and hands each status to the waiters on that job as soon as its page arrives.
 
 At thousands of jobs even one listing of every unended job is many pages a cycle, so a
 cycle lists only what changed: `client.updates(names, since)` (Vertex: the jobs gcpjobs
@@ -113,6 +113,7 @@ class _ClientPoll:
         self.next_poll = 0.0  # the first cycle is due at once
         self.delay = interval.fast if interval else 0.0  # set by `_run` once the schedule is known
         self.failures = 0
+        self.changed_early = False  # whether this cycle's `_deliver_early` reported a change
         self.task = self.loop.create_task(self._run(), name=f"gcpjobs-watch-{id(client):x}")
 
     # --------------------------------------------------------------------------- waiters
@@ -212,12 +213,14 @@ class _ClientPoll:
             changes = await self.client.updates(names, since, rate_limit=limit)
             if changes is not None:
                 check = [name for name in names if self._needs_check(name, since)]
-                checked = await self.client.statuses(check, rate_limit=limit) if check else {}
+                checked = await self.client.statuses(
+                    check, rate_limit=limit, on_status=self._deliver_early
+                ) if check else {}
                 self.watcher._full_checks += len(check)
                 self.since = started
                 return {**changes, **checked}, check
         self.last_full = self.loop.time()
-        found = await self.client.statuses(names, rate_limit=limit)
+        found = await self.client.statuses(names, rate_limit=limit, on_status=self._deliver_early)
         self.watcher._full_checks += len(names)
         self.since = started
         return found, names
@@ -238,9 +241,16 @@ class _ClientPoll:
 
     async def _cycle(self) -> bool:
         """One observation of every watched job, handed to its waiters; whether any waiter
-        saw a change (a failed call counts as none, so the next cycle backs off)."""
+        saw a change (a failed call counts as none, so the next cycle backs off).
+
+        Statuses reach the waiters as the call's pages arrive (`_deliver_early`): a listing
+        of many pages (Cloud Run, which cannot list only what changed) reports its first
+        pages' changes a whole cycle sooner. What the call returns is handed over again at
+        the end, which changes nothing for what was already delivered, and tells the waiters
+        of names found not to exist."""
         names = list(self.waiters)
         self.watcher._calls += 1
+        self.changed_early = False
         try:
             found, required = await self._observe(names)
         except Exception as error:
@@ -260,14 +270,14 @@ class _ClientPoll:
             return False
         self.failures = 0
         required = set(required)
-        changed = False
+        changed = self.changed_early
         for name in names:
             if not self.waiters.get(name):
-                continue  # its waiters left while the call was out
+                continue  # its waiters left while the call was out, or it ended early on
             status = found.get(name)
-            if status is None:
-                if name not in required:
-                    continue  # not listed as changed: unchanged
+            if status is not None:
+                changed = self._deliver(name, status) or changed
+            elif name in required:
                 missing = JobNotFoundError(
                     "NOT_FOUND",
                     f"job {name} does not exist (it was deleted, or never existed); check the "
@@ -276,16 +286,28 @@ class _ClientPoll:
                 for waiter in self._forget(name):
                     waiter.fail(missing)
                 changed = True
-                continue
-            latest = self.latest.get(name)
-            if name not in self.unverified and _older(status, latest):
-                continue  # an overlapping listing's stale copy
-            self.latest[name] = status
-            self.unverified.discard(name)
-            for waiter in self.waiters[name]:
-                changed = waiter.offer(status) or changed
-            if status.is_terminal:
-                self._forget(name)  # its waiters finish from their inboxes
+            # else: not listed as changed, so unchanged
+        return changed
+
+    def _deliver_early(self, name: str, status: JobStatus) -> None:
+        self.changed_early = self._deliver(name, status) or self.changed_early
+
+    def _deliver(self, name: str, status: JobStatus) -> bool:
+        """Hand one observation of `name` to its waiters; whether any of them saw a new state.
+        Idempotent: the same status twice is handed over once."""
+        waiters = self.waiters.get(name)
+        if not waiters:
+            return False
+        latest = self.latest.get(name)
+        if name not in self.unverified and _older(status, latest):
+            return False  # an overlapping listing's stale copy
+        self.latest[name] = status
+        self.unverified.discard(name)
+        changed = False
+        for waiter in waiters:
+            changed = waiter.offer(status) or changed
+        if status.is_terminal:
+            self._forget(name)  # its waiters finish from their inboxes
         return changed
 
 
