@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gcpjobs.emulator.process import EmulatorProcess
+from gcpjobs.watch.logs import FAILURE_LIMIT
 from tests.cli.support import GCPJOBS, assert_one_line_error, gcpjobs, python_job
 from tests.waiting import wait_for
 
@@ -28,6 +30,8 @@ def texts(output: str, source: str) -> list[str]:
 
 # What the test jobs print; the emulator's notes (on Cloud Run with the task's labels, as
 # Cloud Run's system log has them) are left out.
+LIST_LOG_ENTRIES = "LoggingServiceV2.ListLogEntries"
+NOTE = "job logs not shown from here on"
 JOB_TEXT = re.compile(r"^((out|err)\d? \d+|first|second|early|late|ready|done|warned)$")
 
 
@@ -146,6 +150,46 @@ def test_run_streams_the_jobs_lines_live(tmp_path: Path, env: dict[str, str]) ->
     stderr = "".join(seen) + rest
     assert texts(stderr, "workerpool0-0") == ["ready", "done"], stderr
     assert texts(stderr, "workerpool0-0:stderr") == ["warned"], stderr
+
+
+def test_run_outlives_a_logging_outage_with_one_note(
+    tmp_path: Path, env: dict[str, str], emulator: EmulatorProcess
+) -> None:
+    """Logging down for the whole run: the log watcher gives up after its transient failures
+    in a row, `gcpjobs run` says so once and goes on to the job's result."""
+    go = tmp_path / "go"
+    code = ("import os, time\nprint('ready', flush=True)\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\n")
+    emulator.set_fault_rates(LIST_LOG_ENTRIES, {"unavailable": 1.0}, seed=3)
+    process = subprocess.Popen([GCPJOBS, "run", str(python_job(tmp_path, code))], env=env,
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: list[str] = []
+    try:
+        assert process.stderr is not None
+        stream = process.stderr
+
+        def gave_up() -> bool:
+            seen.append(stream.readline())
+            return NOTE in seen[-1]
+
+        wait_for(gave_up, timeout=60, message="`gcpjobs run` to give up on the job's logs")
+        assert process.poll() is None  # still following the job, which waits for `go`
+        go.touch()
+        stdout, rest = process.communicate(timeout=60)
+    finally:
+        emulator.set_fault_rates(LIST_LOG_ENTRIES, {})
+        go.touch()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, rest
+    assert "SUCCEEDED" in stdout
+    stderr = "".join(seen) + rest
+    assert stderr.count(NOTE) == 1, stderr
+    assert "UNAVAILABLE" in stderr or "unavailable" in stderr, stderr
+    assert "Traceback" not in stderr
+    assert not texts(stderr, "workerpool0-0"), stderr  # no read got through
+    injected = emulator.faults()["injected"].get(LIST_LOG_ENTRIES, {})
+    assert injected.get("unavailable", 0) >= FAILURE_LIMIT, injected
 
 
 @pytest.mark.parametrize(

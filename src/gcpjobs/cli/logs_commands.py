@@ -39,10 +39,6 @@ if TYPE_CHECKING:
     from gcpjobs.clients.logs import LogCursor
     from gcpjobs.clients.target import Target
 
-# A log read that fails while a job is followed is retried after these pauses, then given up.
-RETRY_PAUSES = (1.0, 2.0, 4.0)
-
-
 def register(app: typer.Typer) -> None:
     app.command()(logs)
 
@@ -101,27 +97,21 @@ async def stream_job_lines(
 async def stream_job_lines_tolerantly(
     target: Target, name: str, out: Console, *, until: Callable[[], bool], prefix: str = "",
 ) -> None:
-    """`stream_job_lines` for a command whose point is something else (`gcpjobs run`): a read
-    that fails is retried with the same cursor (no line twice, none skipped), then given up
-    with a note; it never fails the command."""
+    """`stream_job_lines` for a command whose point is something else (`gcpjobs run`): if
+    Logging cannot be read (a permanent error, or more transient failures in a row than the
+    log watcher rides out, see `watch.logs.FAILURE_LIMIT`), the lines stop with a note; it
+    never fails the command."""
     from gcpjobs.errors import GcpJobsError
 
     # Where an earlier run or attach of this job stopped: `gcpjobs attach` after a killed
     # `gcpjobs run` goes on from there, neither repeating nor skipping a line.
     cursor = load_cursor(name)
-    failures = 0
-    while True:
-        try:
-            await stream_job_lines(target, name, out, until=until, cursor=cursor, prefix=prefix,
-                                   remember=True)
-            return
-        except GcpJobsError as error:
-            if until() or failures >= len(RETRY_PAUSES):
-                out.print(f"job logs not shown: {error}", style="yellow", markup=False,
-                          highlight=False, soft_wrap=True)
-                return
-            await asyncio.sleep(RETRY_PAUSES[failures])
-            failures += 1
+    try:
+        await stream_job_lines(target, name, out, until=until, cursor=cursor, prefix=prefix,
+                               remember=True)
+    except GcpJobsError as error:
+        out.print(f"job logs not shown from here on: {error}", style="yellow", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
