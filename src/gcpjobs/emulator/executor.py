@@ -127,22 +127,97 @@ def _gone(process: psutil.Process) -> bool:
         return True
 
 
+@dataclass(frozen=True)
+class _ProcessTable:
+    """One reading of the host's processes: by pid, and each pid's children and group."""
+
+    processes: dict[int, psutil.Process]
+    children: dict[int, list[int]]
+    groups: dict[int, list[int]]
+
+    @classmethod
+    def read(cls) -> _ProcessTable:
+        processes: dict[int, psutil.Process] = {}
+        children: dict[int, list[int]] = {}
+        groups: dict[int, list[int]] = {}
+        for process in psutil.process_iter(["ppid"]):
+            try:
+                group = os.getpgid(process.pid)
+            except (ProcessLookupError, PermissionError):
+                continue
+            processes[process.pid] = process
+            children.setdefault(process.info["ppid"], []).append(process.pid)
+            groups.setdefault(group, []).append(process.pid)
+        return cls(processes, children, groups)
+
+    def tree(self, root: psutil.Process | None, pgid: int) -> set[psutil.Process]:
+        """The root, the process group `pgid`, and every descendant of either (not this
+        process)."""
+        pending = list(self.groups.get(pgid, []))
+        if root is not None and self.processes.get(root.pid) == root:
+            pending.append(root.pid)
+        found: set[int] = set()
+        while pending:
+            pid = pending.pop()
+            if pid not in found:
+                found.add(pid)
+                pending.extend(self.children.get(pid, []))
+        found.discard(os.getpid())
+        return {self.processes[pid] for pid in found}
+
+
+class _SharedReads:
+    """Readings of the process table shared by the threads that ask at the same time.
+
+    Killing a tree needs the whole table (descendants that left the group are found only
+    through their parents), and a graceful stop kills every running job's tree at once: a
+    reading each would cost (jobs x processes) and a thousand jobs took minutes. A caller
+    gets a reading begun after it asked (so it sees every process forked before), and every
+    caller waiting for one shares the next.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._reading = False
+        self._done = 0  # readings finished
+        self._latest: _ProcessTable | None = None
+        self._error: BaseException | None = None
+
+    def fresh(self) -> _ProcessTable:
+        with self._changed:
+            # One under way began before this call: not fresh enough, wait for the one after.
+            wanted = self._done + (2 if self._reading else 1)
+            while self._done < wanted:
+                if self._reading:
+                    self._changed.wait()
+                    continue
+                self._reading = True
+                self._changed.release()
+                table: _ProcessTable | None = None
+                error: BaseException | None = None
+                try:
+                    table = _ProcessTable.read()
+                except Exception as failure:  # psutil errors: every waiter gets them
+                    error = failure
+                finally:
+                    self._changed.acquire()
+                    self._reading = False
+                    self._changed.notify_all()
+                self._done += 1
+                self._latest, self._error = table, error
+                self._changed.notify_all()
+            if self._error is not None:
+                raise self._error
+            assert self._latest is not None
+            return self._latest
+
+
+_process_tables = _SharedReads()
+
+
 def _tree(root: psutil.Process | None, pgid: int) -> set[psutil.Process]:
-    """The root, its process group, and every descendant of either."""
-    members: set[psutil.Process] = set()
-    if root is not None:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            members.add(root)
-            members.update(root.children(recursive=True))
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid:
-                members.add(process)
-                members.update(process.children(recursive=True))
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    me = os.getpid()
-    return {p for p in members if p.pid != me}
+    """The root, its process group, and every descendant of either, as they are now."""
+    return _process_tables.fresh().tree(root, pgid)
 
 
 def _signal_all(processes: Iterable[psutil.Process], pgid: int, signum: int) -> None:
