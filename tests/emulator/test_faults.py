@@ -99,6 +99,21 @@ def test_reply_lost_by_rate_does_the_work(emulator_factory: Callable[..., Emulat
     listed = list(client.list_custom_jobs(request=aiplatform_v1.ListCustomJobsRequest(
         parent=PARENT, filter="labels.case=reply-lost-rate")))
     assert len(listed) == 1  # created, though the client never heard so
+    assert emulator.faults()["injected"] == {"JobService.CreateCustomJob": {"reply_lost": 1}}
+    client.transport.close()
+
+
+def test_a_reply_lost_for_a_refused_call_is_not_counted(
+    emulator_factory: Callable[..., EmulatorProcess],
+) -> None:
+    """The refusal reaches the client, so no reply was lost: counting it would make the fault
+    figures (the chaos test's bounds) claim a lost reply that never was."""
+    emulator = emulator_factory()
+    client = client_for(emulator, "grpc")
+    emulator.set_fault_rates(GET_JOB, {"reply_lost": 1.0})
+    with pytest.raises(exceptions.NotFound):
+        client.get_custom_job(name=f"{PARENT}/customJobs/1", retry=None)
+    assert emulator.faults()["injected"] == {}
     client.transport.close()
 
 

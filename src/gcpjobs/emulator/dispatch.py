@@ -126,8 +126,10 @@ class Dispatcher:
         self.stats.count(method.key)
         fault = self.faults.take(method.key)
         if fault is not None and not fault.after_work:
+            self.faults.count(method.key, fault)
             raise error_for(fault)
         response = method.handler(request)
         if fault is not None:  # reply_lost: the work is done, the client never hears of it
+            self.faults.count(method.key, fault)
             raise error_for(fault)
         return response

@@ -9,8 +9,9 @@ Two ways to ask for faults, both per method (`JobService.CreateCustomJob`):
   it. Armed one-shot faults are taken before rules apply.
 
 Most faults refuse the call before any work is done; `reply_lost` does the work and then answers
-UNAVAILABLE, as a reply dropped on the network would look to the client. Every injected fault is
-counted per method and kind (`injected()`).
+UNAVAILABLE, as a reply dropped on the network would look to the client. Every fault that
+reaches the client is counted per method and kind (`injected()`); a `reply_lost` drawn for a
+call that is refused anyway (the job does not exist, say) is not: the client hears the refusal.
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ class FaultRegistry:
             self._armed.setdefault(method, []).extend([kind] * count)
 
     def take(self, method: str) -> FaultKind | None:
-        """The fault for one call of `method`, if any; waits the rule's latency first."""
+        """The fault for one call of `method`, if any; waits the rule's latency first. The
+        caller counts it with `count` once it takes effect (a `reply_lost` does not when the
+        call is refused anyway: the client hears the refusal)."""
         with self._lock:
             queue = self._armed.get(method)
             if queue:
@@ -174,12 +177,15 @@ class FaultRegistry:
                     return None
                 kind = rule.draw()
                 latency = rule.latency_seconds
-            if kind is not None:
-                counts = self._injected.setdefault(method, {})
-                counts[kind.name] = counts.get(kind.name, 0) + 1
         if latency:
             time.sleep(latency)  # the caller's request thread: added latency, as on a slow link
         return kind
+
+    def count(self, method: str, kind: FaultKind) -> None:
+        """Count a fault of `take`'s that took effect (see `injected`)."""
+        with self._lock:
+            counts = self._injected.setdefault(method, {})
+            counts[kind.name] = counts.get(kind.name, 0) + 1
 
     def clear(self) -> None:
         """Forget armed faults, rules and counts."""
