@@ -1,4 +1,4 @@
-"""A Vertex client whose incremental listing the tests can hold, and whose calls they count."""
+"""Vertex and Cloud Run clients whose watcher cycles the tests can hold, and count."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Collection
 from datetime import datetime
 
+from gcpjobs.clients.cloudrun import AsyncCloudRunClient
 from gcpjobs.clients.vertex import AsyncVertexClient
 from gcpjobs.results import JobStatus
 from gcpjobs.watch.ratelimit import RateLimit
@@ -51,3 +52,25 @@ class GatedClient(AsyncVertexClient):
             return self.updates_done >= goal
 
         await wait_for_async(done, timeout=10, message=f"{more} more watcher cycles")
+
+
+class GatedCloudRunClient(AsyncCloudRunClient):
+    """Holds each `statuses()` (every cycle of a Cloud Run poll) until `gate` is open."""
+
+    def __init__(self, **settings: object) -> None:
+        super().__init__(**settings)  # type: ignore[arg-type]
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.polls_done = 0
+
+    async def statuses(
+        self,
+        names: Collection[str],
+        *,
+        rate_limit: RateLimit | None = None,
+        on_status: Callable[[str, JobStatus], None] | None = None,
+    ) -> dict[str, JobStatus]:
+        await self.gate.wait()
+        found = await super().statuses(names, rate_limit=rate_limit, on_status=on_status)
+        self.polls_done += 1
+        return found

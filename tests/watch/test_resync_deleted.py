@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 import pytest
 
@@ -20,43 +20,20 @@ from gcpjobs.clients.cloudrun import AsyncCloudRunClient
 from gcpjobs.clients.vertex import AsyncVertexClient
 from gcpjobs.emulator.process import EmulatorProcess
 from gcpjobs.errors import JobNotFoundError
-from gcpjobs.results import JobResult, JobStatus
+from gcpjobs.results import JobResult
 from gcpjobs.specs.cloudrun import CloudRunJob
 from gcpjobs.states import JobState
 from gcpjobs.watch.poll import PollInterval
-from gcpjobs.watch.ratelimit import RateLimit
 from gcpjobs.watch.shared import JobWatcher
 from tests.clients.conftest import python_job, request_counts, target_for, unique_label
 from tests.waiting import wait_for_async
-from tests.watch.support import GatedClient
+from tests.watch.support import GatedClient, GatedCloudRunClient
 
 GET_JOB, GET_EXECUTION = "JobService.GetCustomJob", "Executions.GetExecution"
 RESYNC = 2.0  # seconds: short, so the test is quick; the incremental cycles run every 0.02 s
 # How long after the delete the outcome may take: the resync period, and room for a slow host.
 OUTCOME_WITHIN = RESYNC + 10.0
 WAIT_TIMEOUT = 60.0  # the wait's own timeout: far beyond, so it never decides the outcome
-
-
-class GatedCloudRunClient(AsyncCloudRunClient):
-    """Holds each `statuses()` (every cycle of a Cloud Run poll) until `gate` is open."""
-
-    def __init__(self, **settings: object) -> None:
-        super().__init__(**settings)  # type: ignore[arg-type]
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.polls_done = 0
-
-    async def statuses(
-        self,
-        names: Collection[str],
-        *,
-        rate_limit: RateLimit | None = None,
-        on_status: Callable[[str, JobStatus], None] | None = None,
-    ) -> dict[str, JobStatus]:
-        await self.gate.wait()
-        found = await super().statuses(names, rate_limit=rate_limit, on_status=on_status)
-        self.polls_done += 1
-        return found
 
 
 async def _state_is(client: AsyncVertexClient | AsyncCloudRunClient, name: str,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from gcpjobs.clients.cloudrun import AsyncCloudRunClient
 from gcpjobs.clients.retry import RetryPolicy
 from gcpjobs.clients.target import Target
 from gcpjobs.clients.vertex import AsyncVertexClient
@@ -29,6 +28,7 @@ from gcpjobs.watch.shared import FAILURE_LIMIT, JobWatcher, default_watcher
 from tests.clients.conftest import PARENT, python_job, request_counts, target_for, unique_label
 from tests.clients.test_state_changes import gated_job_code
 from tests.waiting import wait_for_async
+from tests.watch.support import GatedCloudRunClient
 
 Q, P, R = JobState.QUEUED, JobState.PENDING, JobState.RUNNING
 LIST_JOBS, GET_JOB = "JobService.ListCustomJobs", "JobService.GetCustomJob"
@@ -58,22 +58,6 @@ class CountingVertexClient(AsyncVertexClient):
     ) -> dict[str, JobStatus] | None:
         self.asked = [*getattr(self, "asked", []), len(names)]
         return await super().updates(names, since, rate_limit=rate_limit)
-
-
-class CountingCloudRunClient(AsyncCloudRunClient):
-    """Records how many names each statuses() call asked about (see `CountingVertexClient`)."""
-
-    asked: list[int]
-
-    async def statuses(
-        self,
-        names: Collection[str],
-        *,
-        rate_limit: RateLimit | None = None,
-        on_status: Callable[[str, JobStatus], None] | None = None,
-    ) -> dict[str, JobStatus]:
-        self.asked = [*getattr(self, "asked", []), len(names)]
-        return await super().statuses(names, rate_limit=rate_limit, on_status=on_status)
 
 
 def gated_exit(release: Path, code: int) -> str:
@@ -158,7 +142,7 @@ async def test_cloud_run_and_vertex_jobs_share_one_watcher(
         return CloudRunJob(name="watched", image="python:3.11", command=[sys.executable, "-c", code],
                            labels={"suite": unique_label()}, max_retries=0)
 
-    async with CountingCloudRunClient(target=target_for(emulator)) as run, \
+    async with GatedCloudRunClient(target=target_for(emulator)) as run, \
             AsyncVertexClient(target=target_for(emulator)) as vertex:
         executions = [await run.create(run_job(code))
                       for code in ("pass", "import sys; sys.exit(2)", "pass")]
@@ -178,7 +162,7 @@ async def test_cloud_run_and_vertex_jobs_share_one_watcher(
     # page while two or three are watched, one GetExecution (no dearer) once one is left.
     reads = sum(after.get(method, 0) - before.get(method, 0)
                 for method in ("Executions.ListExecutions", "Executions.GetExecution"))
-    assert reads == len(run.asked), (reads, run.asked)
+    assert reads == run.polls_done, (reads, run.polls_done)
     assert watcher.watched == 0
 
 
