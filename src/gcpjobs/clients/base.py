@@ -97,15 +97,14 @@ async def statuses_by_listing(
     missing = [name for wanted in scopes.values() for name in wanted if name not in found]
     limit = asyncio.Semaphore(_GET_CONCURRENCY)
 
-    async def fetch(name: str) -> JobStatus | None:
+    async def fetch(name: str) -> None:
         async with limit:
             await acquire(rate_limit)
             try:
                 status = await get(name)
             except JobNotFoundError:
-                return None
+                return
             record(name, status)
-            return status
 
     # Every Get finishes before the first error (if any) is raised: none is left running.
     fetched = await asyncio.gather(*(fetch(name) for name in missing), return_exceptions=True)

@@ -203,9 +203,9 @@ class _SharedReads:
                     self._changed.acquire()
                     self._reading = False
                     self._changed.notify_all()
+                # Waiters woken in `finally` run once this thread waits or returns.
                 self._done += 1
                 self._latest, self._error = table, error
-                self._changed.notify_all()
             if self._error is not None:
                 raise self._error
             assert self._latest is not None

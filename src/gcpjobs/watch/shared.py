@@ -34,7 +34,7 @@ import contextlib
 import logging
 import math
 import weakref
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -113,7 +113,6 @@ class _ClientPoll:
         self.next_poll = 0.0  # the first cycle is due at once
         self.delay = interval.fast if interval else 0.0  # set by `_run` once the schedule is known
         self.failures = 0
-        self.changed_early = False  # whether this cycle's `_deliver_early` reported a change
         self.task = self.loop.create_task(self._run(), name=f"gcpjobs-watch-{id(client):x}")
 
     # --------------------------------------------------------------------------- waiters
@@ -199,7 +198,9 @@ class _ClientPoll:
             # this task in time or finds none and starts a new one.
             self.watcher._ended(self)
 
-    async def _observe(self, names: list[str]) -> tuple[dict[str, JobStatus], Collection[str]]:
+    async def _observe(
+        self, names: list[str], on_status: Callable[[str, JobStatus], None]
+    ) -> tuple[dict[str, JobStatus], Collection[str]]:
         """What this cycle saw, and the names that must be in it (missing ones do not exist).
 
         Incremental when it can (see the module): the changes since the last cycle, plus a
@@ -214,13 +215,13 @@ class _ClientPoll:
             if changes is not None:
                 check = [name for name in names if self._needs_check(name, since)]
                 checked = await self.client.statuses(
-                    check, rate_limit=limit, on_status=self._deliver_early
+                    check, rate_limit=limit, on_status=on_status
                 ) if check else {}
                 self.watcher._full_checks += len(check)
                 self.since = started
                 return {**changes, **checked}, check
         self.last_full = self.loop.time()
-        found = await self.client.statuses(names, rate_limit=limit, on_status=self._deliver_early)
+        found = await self.client.statuses(names, rate_limit=limit, on_status=on_status)
         self.watcher._full_checks += len(names)
         self.since = started
         return found, names
@@ -243,16 +244,21 @@ class _ClientPoll:
         """One observation of every watched job, handed to its waiters; whether any waiter
         saw a change (a failed call counts as none, so the next cycle backs off).
 
-        Statuses reach the waiters as the call's pages arrive (`_deliver_early`): a listing
-        of many pages (Cloud Run, which cannot list only what changed) reports its first
-        pages' changes a whole cycle sooner. What the call returns is handed over again at
-        the end, which changes nothing for what was already delivered, and tells the waiters
-        of names found not to exist."""
+        Statuses reach the waiters as the call's pages arrive: a listing of many pages (Cloud
+        Run, which cannot list only what changed) reports its first pages' changes before its
+        last page is read. What the call returns is handed over again at the end, which
+        changes nothing for what was already delivered, and tells the waiters of names found
+        not to exist."""
         names = list(self.waiters)
         self.watcher._calls += 1
-        self.changed_early = False
+        changed = False
+
+        def deliver(name: str, status: JobStatus) -> None:
+            nonlocal changed
+            changed = self._deliver(name, status) or changed
+
         try:
-            found, required = await self._observe(names)
+            found, required = await self._observe(names, deliver)
         except Exception as error:
             self.failures += 1
             if self.failures >= self.watcher.failure_limit:
@@ -270,7 +276,6 @@ class _ClientPoll:
             return False
         self.failures = 0
         required = set(required)
-        changed = self.changed_early
         for name in names:
             if not self.waiters.get(name):
                 continue  # its waiters left while the call was out, or it ended early on
@@ -288,9 +293,6 @@ class _ClientPoll:
                 changed = True
             # else: not listed as changed, so unchanged
         return changed
-
-    def _deliver_early(self, name: str, status: JobStatus) -> None:
-        self.changed_early = self._deliver(name, status) or self.changed_early
 
     def _deliver(self, name: str, status: JobStatus) -> bool:
         """Hand one observation of `name` to its waiters; whether any of them saw a new state.
