@@ -9,10 +9,15 @@ search of the entry's text. Fields: `resource.type`, `resource.labels.KEY`, `lab
 (names or numbers, compared by rank), `timestamp` and `receiveTimestamp` (RFC 3339, compared as
 times), `insertId`, `textPayload`. Any other field is absent on every entry (so `=` is false and
 `!=` true), as an absent field is in Cloud Logging.
+
+Limits: a filter is at most 20,000 characters (Cloud Logging's documented maximum),
+parentheses nest at most 32 deep, and NUL characters are refused. `=~` and `!~` take RE2
+syntax (as Cloud Logging documents) and run on RE2, in time linear in the text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +29,10 @@ SEVERITIES: Mapping[str, int] = {
     "CRITICAL": 600, "ALERT": 700, "EMERGENCY": 800,
 }
 _TIME_FIELDS = {"timestamp", "receiveTimestamp", "receive_timestamp"}
+MAX_FILTER_LENGTH = 20_000  # Cloud Logging's documented maximum for a query
+# Cloud Logging documents no nesting limit; 32 keeps the recursive parser (a few frames per
+# level) far from Python's recursion limit, as the Vertex filter parser does.
+MAX_NESTING = 32
 _OPS = ("=~", "!~", "!=", "<=", ">=", "=", "<", ">", ":")
 _TOKEN = re.compile(
     r'\s*(?:(?P<lparen>\()|(?P<rparen>\))|(?P<op>=~|!~|!=|<=|>=|=|<|>|:)|'
@@ -126,14 +135,35 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     return bool(left >= right)
 
 
+def _regex(field: str, value: str) -> Any:
+    """`value` compiled by RE2, the engine (and syntax) Cloud Logging documents for `=~`: it
+    runs in time linear in the text, where Python's `re` backtracks exponentially on
+    `^(a+)+$` and holds the GIL meanwhile. RE2 refuses what needs backtracking
+    (backreferences, lookaround); that refusal is the client's INVALID_ARGUMENT."""
+    import re2  # lazy: only filters with a regex pay for the import
+
+    options = re2.Options()
+    options.log_errors = False  # the refusal goes to the client, not to the emulator's stderr
+    try:
+        return re2.compile(value, options)
+    except re2.error as error:
+        reason = error.args[0] if error.args else error
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise FilterError(f"Invalid regular expression {_one_line(value)} for {field}: {reason} "
+                          "(the syntax is RE2's: no backreferences or lookaround)") from None
+
+
+def _one_line(text: str) -> str:
+    shown = text if len(text) <= 200 else text[:200] + "…"
+    return json.dumps(shown, ensure_ascii=False)
+
+
 def _comparison(comparison: Comparison) -> Predicate:
     path, op, value = comparison.path, comparison.op, comparison.value
     field = ".".join(path)
     if op in ("=~", "!~"):
-        try:
-            pattern = re.compile(value)
-        except re.error as error:
-            raise FilterError(f"Invalid regular expression for {field}: {error}") from None
+        pattern = _regex(field, value)
         wanted = op == "=~"
         return lambda view: (v := view.value(path)) is not None and bool(pattern.search(v)) == wanted
     if op == ":":
@@ -160,6 +190,7 @@ class _Parser:
         """A parser of `text`, or of `tokens` (a part of it) when given."""
         self.text = text
         self.index = 0
+        self.depth = 0  # open parentheses: recursion, bounded by MAX_NESTING
         if tokens is not None:
             self.tokens = list(tokens)
             return
@@ -209,23 +240,30 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda view: any(p(view) for p in parts))
 
     def negation(self) -> Predicate:
-        token = self.peek()
-        if token == ("word", "NOT"):
-            self.take()
-            inner = self.negation()
-            return lambda view: not inner(view)
-        if token is not None and token[0] == "word" and token[1].startswith("-") and len(token[1]) > 1:
-            self.tokens[self.index] = ("word", token[1][1:])
-            inner = self.negation()
-            return lambda view: not inner(view)
-        return self.primary()
+        negations = 0
+        while True:  # a loop, not recursion: "NOT NOT NOT ..." must not exhaust the stack
+            token = self.peek()
+            if token == ("word", "NOT"):
+                self.take()
+            elif token is not None and token[0] == "word" and token[1].startswith("-") and len(token[1]) > 1:
+                self.tokens[self.index] = ("word", token[1][1:])
+            else:
+                break
+            negations += 1
+        inner = self.primary()
+        return (lambda view: not inner(view)) if negations % 2 else inner
 
     def primary(self) -> Predicate:
         kind, text = self.take()
         if kind == "lparen":
+            if self.depth >= MAX_NESTING:
+                raise FilterError(f"Invalid filter: parentheses nest deeper than {MAX_NESTING} "
+                                  "levels; simplify the filter")
+            self.depth += 1
             inner = self.conjunction()
             if self.take()[0] != "rparen":
                 raise FilterError(f"Missing ')' in filter {self.text!r}")
+            self.depth -= 1
             return inner
         if kind in ("word", "string"):
             following = self.peek()
@@ -299,8 +337,11 @@ def _alternatives(text: str, tokens: list[tuple[str, str]], whole: Predicate) ->
 
 def parse_filter(text: str) -> Filter:
     """Parse a Logging filter; raises FilterError (one line) for what it cannot parse."""
-    if len(text) > 20000:
-        raise FilterError("The filter is longer than 20000 characters")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilterError(f"The filter is {len(text)} characters long; Cloud Logging's maximum is "
+                          f"{MAX_FILTER_LENGTH}")
+    if "\x00" in text:
+        raise FilterError("The filter contains a NUL character")
     parser = _Parser(text)
     tokens = list(parser.tokens)
     whole = parser.parse()

@@ -11,12 +11,15 @@ Choices where the documents leave room:
 - TailLogEntries streams the entries that match the first request's filter and appear after
   the stream opened (plus, as the real service does, those up to `buffer_window` old; default
   2 s), each once, polling the files every 0.1 s. Requests after the first are ignored.
+- Open tails are capped, over gRPC and REST together: 10 per project, Cloud Logging's
+  documented limit on open live-tailing sessions, and 100 in all (the emulator's own bound:
+  each open tail holds a server thread). A tail past a cap is refused with RESOURCE_EXHAUSTED
+  before it streams anything; closing a tail frees its place at once.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,6 +38,8 @@ from gcpjobs.emulator.paging import InvalidPageToken, decode_page_token, encode_
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 TAIL_POLL_SECONDS = 0.1
+MAX_TAILS_PER_PROJECT = 10  # "Number of open live-tailing sessions: 10 per Google Cloud project"
+MAX_OPEN_TAILS = 100  # the gRPC server keeps a thread for each on top of its unary workers
 _ORDERS = {"": False, "timestamp asc": False, "timestamp desc": True}
 
 
@@ -90,10 +95,53 @@ def to_proto(entry: Entry) -> logging_types.LogEntry:
     return proto
 
 
+class _TailSeats:
+    """The open tails, counted per project and in all, under the caps above."""
+
+    def __init__(self, per_project: int, in_all: int) -> None:
+        self.per_project = per_project
+        self.in_all = in_all
+        self._open: dict[str, int] = {}
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def take(self, projects: list[str]) -> list[str]:
+        """Seat one tail over `projects`; returns what `give_back` needs, or raises
+        RESOURCE_EXHAUSTED (nothing taken)."""
+        wanted = sorted(set(projects))
+        with self._lock:
+            if self._total >= self.in_all:
+                raise ServiceError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"Quota exceeded: the emulator serves at most {self.in_all} open live-tailing "
+                    "sessions; close one and retry")
+            for project in wanted:
+                if self._open.get(project, 0) >= self.per_project:
+                    raise ServiceError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f'Quota exceeded for project "{project}": the number of open live-tailing '
+                        f"sessions is limited to {self.per_project} per Google Cloud project")
+            for project in wanted:
+                self._open[project] = self._open.get(project, 0) + 1
+            self._total += 1
+        return wanted
+
+    def give_back(self, projects: list[str]) -> None:
+        with self._lock:
+            for project in projects:
+                left = self._open.get(project, 0) - 1
+                if left > 0:
+                    self._open[project] = left
+                else:
+                    self._open.pop(project, None)
+            self._total -= 1
+
+
 class LoggingService:
     def __init__(self, data_dir: Path, vertex_project: Callable[[str], str | None]) -> None:
         self.files = LogFiles(data_dir, vertex_project)
         self._stopping = threading.Event()
+        self.tail_seats = _TailSeats(MAX_TAILS_PER_PROJECT, MAX_OPEN_TAILS)
 
     def shutdown(self) -> None:
         self._stopping.set()
@@ -148,13 +196,18 @@ class LoggingService:
         if not 0 <= window <= 60:
             raise _invalid("buffer_window must be between 0 and 60000 milliseconds")
         start = (datetime.now(timezone.utc) - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        sent: set[str] = set()
-        while not self._stopping.is_set():
-            fresh = [entry for entry in self.matching(projects, where)
-                     if entry.line.time >= start and entry.insert_id not in sent]
-            if fresh:
-                sent.update(entry.insert_id for entry in fresh)
-                yield logging_types.TailLogEntriesResponse(entries=[to_proto(entry) for entry in fresh])
-            else:
-                yield None
-            time.sleep(TAIL_POLL_SECONDS)
+        seated = self.tail_seats.take(projects)
+        try:  # the seat is given back however the stream ends: closed, cancelled, shut down
+            sent: set[str] = set()
+            while not self._stopping.is_set():
+                fresh = [entry for entry in self.matching(projects, where)
+                         if entry.line.time >= start and entry.insert_id not in sent]
+                if fresh:
+                    sent.update(entry.insert_id for entry in fresh)
+                    yield logging_types.TailLogEntriesResponse(entries=[to_proto(entry) for entry in fresh])
+                else:
+                    yield None
+                # An Event, not a sleep: a shutdown ends every open tail at once.
+                self._stopping.wait(TAIL_POLL_SECONDS)
+        finally:
+            self.tail_seats.give_back(seated)

@@ -11,6 +11,7 @@ import grpc
 
 from gcpjobs.emulator.dispatch import Dispatcher, Method
 from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.logging.service import MAX_OPEN_TAILS
 
 _log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def _streaming_behaviour(
     that a stream the client closed ends within one poll)."""
 
     def handle(requests: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        responses: Any = None
         try:
             responses = dispatcher.call(method, requests)
             for response in responses:
@@ -51,6 +53,12 @@ def _streaming_behaviour(
         except Exception as error:
             _log.exception("%s failed", method.key)
             context.abort(grpc.StatusCode.INTERNAL, f"Internal error in the gcpjobs emulator: {error}")
+        finally:
+            # Closed now, not when collected: the service frees what the stream held (its
+            # place under the cap on open tails) as soon as the stream ends.
+            close = getattr(responses, "close", None)
+            if close is not None:
+                close()
 
     return handle
 
@@ -75,12 +83,20 @@ def _handlers(dispatcher: Dispatcher) -> Iterable[grpc.GenericRpcHandler]:
             for service, handlers in by_service.items()]
 
 
+# A sync gRPC server runs each stream on a pool thread for the stream's whole life. The pool
+# therefore has the unary workers plus one thread for every stream the services may hold open
+# (the Logging service caps open tails at this many), so streams never starve unary calls.
+MAX_OPEN_STREAMS = MAX_OPEN_TAILS
+
+
 def start_grpc_server(
     dispatcher: Dispatcher, host: str, port: int, *, max_workers: int = 16
 ) -> tuple[grpc.Server, int]:
-    """Bind and start; returns the server and the port it listens on (port 0 picks one)."""
+    """Bind and start; returns the server and the port it listens on (port 0 picks one).
+    `max_workers` threads serve unary calls, beside `MAX_OPEN_STREAMS` for streams."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=max_workers + MAX_OPEN_STREAMS,
+                                   thread_name_prefix="grpc"),
         # Without this, a second emulator could bind the same port and share its traffic.
         options=[("grpc.so_reuseport", 0)],
     )

@@ -32,6 +32,10 @@ Choices where the documents leave room (each is what a careful client can rely o
 - A bare word with no comparison (AIP-160's global search) and parenthesised value lists
   (`state=(A OR B)`) are refused with a message that shows the supported spelling.
 
+- Limits (Vertex documents none): a filter is at most 20,000 characters (Cloud Logging's
+  documented limit), parentheses nest at most 32 deep, and NUL characters are refused.
+  Wildcards are matched in linear time (no regex backtracking).
+
 Every refusal is a `FilterError` whose message is one line, what the server returns as
 INVALID_ARGUMENT: `Invalid filter "<filter>": <what is wrong>`. Positions count characters
 from 1.
@@ -127,17 +131,32 @@ class _Not:
 
 @dataclass(frozen=True)
 class _Pattern:
-    """`:` value: equality, where each `*` stands for any run of characters."""
+    """`:` value: equality, where each `*` stands for any run of characters.
 
-    regex: re.Pattern[str]
+    Matched without a regex: a backtracking engine takes exponential time on `*a*a*a*a*b`
+    (and holds the GIL meanwhile, freezing every other request). With only `*` as a wildcard,
+    the leftmost place each middle piece fits is always as good as any later one, so one
+    left-to-right scan decides: time linear in the text for each piece."""
+
+    pieces: tuple[str, ...]  # value.split("*"): at least one; the first and last are anchored
 
     @classmethod
     def of(cls, value: str) -> _Pattern:
-        body = ".*".join(re.escape(piece) for piece in value.split("*"))
-        return cls(re.compile(body, re.DOTALL))
+        return cls(tuple(value.split("*")))
 
     def matches_text(self, text: str) -> bool:
-        return self.regex.fullmatch(text) is not None
+        if len(self.pieces) == 1:
+            return text == self.pieces[0]
+        first, *middle, last = self.pieces
+        if len(first) + len(last) > len(text) or not text.startswith(first) or not text.endswith(last):
+            return False
+        position, end = len(first), len(text) - len(last)
+        for piece in middle:
+            found = text.find(piece, position, end)
+            if found < 0:
+                return False
+            position = found + len(piece)
+        return True
 
 
 @dataclass(frozen=True)
@@ -261,11 +280,19 @@ _KEYWORDS = frozenset({"AND", "OR", "NOT"})
 _WORD_STOP = frozenset(" \t\r\n.,:=<>!()\"'")
 _VALUE_STOP = frozenset(" \t\r\n()\"'")
 _MAX_NESTING = 32  # parentheses; keeps hostile filters far from Python's recursion limit
+# Vertex documents no maximum; the emulator takes Cloud Logging's documented 20,000 characters
+# (a list filter naming a few hundred jobs fits), so a huge filter is refused before parsing.
+MAX_FILTER_LENGTH = 20_000
 
 
 @lru_cache(maxsize=256)
 def _compile(text: str) -> _Node:
     # Cached: clients poll the same filter over and over, and nodes are immutable.
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilterError(f"Invalid filter {_quote_filter(text)}: the filter is {len(text)} "
+                          f"characters long; the maximum is {MAX_FILTER_LENGTH}")
+    if "\x00" in text:
+        raise FilterError(f"Invalid filter {_quote_filter(text)}: it contains a NUL character")
     return _Parser(text).parse()
 
 
