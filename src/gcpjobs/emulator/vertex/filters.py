@@ -32,8 +32,7 @@ Choices where the documents leave room (each is what a careful client can rely o
 - A bare word with no comparison (AIP-160's global search) and parenthesised value lists
   (`state=(A OR B)`) are refused with a message that shows the supported spelling.
 
-- Limits (Vertex documents none): a filter is at most 20,000 characters (Cloud Logging's
-  documented limit), parentheses nest at most 32 deep, and NUL characters are refused.
+- Limits (Vertex documents none): a filter is at most 32,768 characters, parentheses nest at most 32 deep, and NUL characters are refused.
   Wildcards are matched in linear time (no regex backtracking).
 
 Every refusal is a `FilterError` whose message is one line, what the server returns as
@@ -280,9 +279,9 @@ _KEYWORDS = frozenset({"AND", "OR", "NOT"})
 _WORD_STOP = frozenset(" \t\r\n.,:=<>!()\"'")
 _VALUE_STOP = frozenset(" \t\r\n()\"'")
 _MAX_NESTING = 32  # parentheses; keeps hostile filters far from Python's recursion limit
-# Vertex documents no maximum; the emulator takes Cloud Logging's documented 20,000 characters
-# (a list filter naming a few hundred jobs fits), so a huge filter is refused before parsing.
-MAX_FILTER_LENGTH = 20_000
+# Vertex documents no maximum; the emulator's own, 32 KiB of text, is past anything a client
+# writes (a filter naming a few hundred jobs fits), so a huge filter is refused before parsing.
+MAX_FILTER_LENGTH = 32_768
 
 
 @lru_cache(maxsize=256)
