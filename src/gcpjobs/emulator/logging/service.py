@@ -110,17 +110,17 @@ class _TailSeats:
         RESOURCE_EXHAUSTED (nothing taken)."""
         wanted = sorted(set(projects))
         with self._lock:
-            if self._total >= self.in_all:
-                raise ServiceError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"Quota exceeded: the emulator serves at most {self.in_all} open live-tailing "
-                    "sessions; close one and retry")
             for project in wanted:
                 if self._open.get(project, 0) >= self.per_project:
                     raise ServiceError(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         f'Quota exceeded for project "{project}": the number of open live-tailing '
                         f"sessions is limited to {self.per_project} per Google Cloud project")
+            if self._total >= self.in_all:
+                raise ServiceError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"Quota exceeded: the emulator serves at most {self.in_all} open live-tailing "
+                    "sessions; close one and retry")
             for project in wanted:
                 self._open[project] = self._open.get(project, 0) + 1
             self._total += 1
