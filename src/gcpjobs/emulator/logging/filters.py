@@ -104,8 +104,11 @@ def parse_time(text: str) -> datetime:
     base, fraction, zone = match.groups()
     if zone is not None and len(zone) == 5:  # +0000, as google-cloud-logging writes it
         zone = f"{zone[:3]}:{zone[3:]}"
-    moment = datetime.fromisoformat(base.replace("t", "T").replace(" ", "T") + (
-        "" if zone in (None, "Z", "z") else zone))
+    try:  # well shaped yet impossible (month 13, hour 25, offset +99:00): refused the same way
+        moment = datetime.fromisoformat(base.replace("t", "T").replace(" ", "T") + (
+            "" if zone in (None, "Z", "z") else zone))
+    except ValueError:
+        raise FilterError(f'Invalid timestamp "{text}": use RFC 3339, e.g. "2024-05-01T12:00:00Z"') from None
     if zone in (None, "Z", "z"):
         moment = moment.replace(tzinfo=timezone.utc)
     micros = int((fraction or "0")[:6].ljust(6, "0"))
