@@ -163,7 +163,7 @@ def a_run_of_as(emulator: EmulatorProcess) -> str:
         wait_until(client, job.name, [aiplatform_v1.JobState.JOB_STATE_SUCCEEDED])
     finally:
         client.transport.close()
-    return job.name.rsplit("/", 1)[-1]
+    return str(job.name).rsplit("/", 1)[-1]
 
 
 def test_a_catastrophic_regex_runs_in_linear_time(emulator: EmulatorProcess, a_run_of_as: str) -> None:
