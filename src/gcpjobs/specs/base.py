@@ -47,6 +47,9 @@ class Spec(BaseModel):
 
     # Input names accepted besides the fields (converted by a `before` validator).
     input_aliases: ClassVar[frozenset[str]] = frozenset()
+    # Names that are fields elsewhere (of a nested spec), with where they go: said instead of
+    # a "did you mean" that only looks at spelling (`replica_count` is not `service_account`).
+    misplaced_fields: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -104,18 +107,21 @@ class Spec(BaseModel):
             known = set(cls.model_fields) | cls.input_aliases
             for key in data:
                 if key not in known:
-                    raise SpecError(unknown_field_message(str(key), known),
-                                    field=field_path([str(key)]))
+                    where = cls.misplaced_fields.get(str(key))
+                    message = (f"is not a field here; {where}" if where
+                               else unknown_field_message(str(key), known))
+                    raise SpecError(message, field=field_path([str(key)]))
         return data
 
 
 def unknown_field_message(name: str, known: Iterable[str]) -> str:
     """`is not a known field; did you mean ...?` with the closest known names."""
-    close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.6)
+    known = sorted(known)  # read twice below: an iterator would be empty the second time
+    close = difflib.get_close_matches(name, known, n=2, cutoff=0.6)
     if close:
         options = " or ".join(repr(c) for c in close)
         return f"is not a known field; did you mean {options}?"
-    return f"is not a known field; remove it (known fields: {', '.join(sorted(known))})"
+    return f"is not a known field; remove it (known fields: {', '.join(known)})"
 
 
 def closest(name: str, choices: Iterable[str], *, n: int = 3) -> list[str]:

@@ -61,6 +61,9 @@ LAUNCH_STAGES = ("GA", "BETA", "ALPHA", "EARLY_ACCESS")
 MAX_RETRIES = 10
 MAX_TASK_COUNT = 10_000
 MAX_ENV_VARS = 1000  # per container (environment-variables doc)
+# run.v2 EnvVar: "the maximum length is 32768 bytes" (value), "Must not exceed 32768
+# characters" (name). A longer one would fail every task attempt at exec time instead.
+MAX_ENV_VALUE_BYTES = 32_768
 
 CPU_VALUES = ("1", "2", "4", "8")  # ResourceRequirements: "The only supported values"
 GIB = 1024**3
@@ -332,6 +335,16 @@ class CloudRunJob(Spec):
     def _check_env(cls, value: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
         check_env_names(value, service="Cloud Run", limit=MAX_ENV_VARS,
                         reserved=RESERVED_ENV_NAMES)
+        for name, entry in value.items():
+            size = len(entry.encode("utf-8")) if isinstance(entry, str) else 0
+            if size > MAX_ENV_VALUE_BYTES or len(name) > MAX_ENV_VALUE_BYTES:
+                what = f"its value is {size:,} bytes" if size > MAX_ENV_VALUE_BYTES else (
+                    f"its name is {len(name):,} characters")
+                raise SpecError(
+                    f"{name[:40]}: {what}; Cloud Run allows {MAX_ENV_VALUE_BYTES:,} at most. "
+                    "Put large data in a file (gs://...) or a Secret Manager secret and pass "
+                    "its name"
+                )
         return value
 
     @field_validator("cpu", mode="before")

@@ -311,6 +311,10 @@ class VertexJob(Spec):
     """A Vertex AI custom job: pool 0 (the fields below) plus optional `extra_worker_pools`."""
 
     input_aliases: ClassVar[frozenset[str]] = frozenset({"maximum_run_time_hours"})
+    misplaced_fields: ClassVar[Mapping[str, str]] = {
+        "replica_count": "pool 0 (the job's own fields) runs one replica; give more replicas "
+        "as a further pool, e.g. extra_worker_pools: [{replica_count: 4}]",
+    }
 
     kind: Literal["vertex"] = "vertex"
     name: str = "gcpjobs-job"
