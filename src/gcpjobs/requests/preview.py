@@ -1,5 +1,5 @@
 """How a request is shown by `preview`, whichever API it is for: its proto3 JSON form with the
-plain values of secret-looking variables redacted, written as YAML or JSON.
+plain values of secret-looking variables and the credentials in values redacted, written as YAML or JSON.
 
 No Google library is imported here, so a Cloud Run preview never loads the Vertex types (and
 the other way round).
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gcpjobs.specs.secrets import REDACTED, looks_secret
+from gcpjobs.specs.secrets import shown_value
 
 PreviewFormat = Literal["yaml", "json"]
 # Shown in a preview's `parent` when the job names no project; the client fills in the
@@ -22,11 +22,12 @@ PROJECT_PLACEHOLDER = "<project>"
 
 
 def redact_env(env_vars: Iterable[dict[str, Any]]) -> None:
-    """Replace, in place, the plain values of variables whose names look secret. References
-    to a secret store (`valueSource`) stay: they name a secret, they do not hold it."""
+    """Redact, in place, the plain values of variables whose names look secret and the
+    credentials other values carry (`gcpjobs.specs.secrets.shown_value`). References to a
+    secret store (`valueSource`) stay: they name a secret, they do not hold it."""
     for env_var in env_vars:
-        if looks_secret(str(env_var.get("name", ""))) and "value" in env_var:
-            env_var["value"] = REDACTED
+        if isinstance(env_var.get("value"), str):
+            env_var["value"] = shown_value(str(env_var.get("name", "")), env_var["value"])
 
 
 class _PreviewDumper(yaml.SafeDumper):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from gcpjobs.errors import SpecError
-from gcpjobs.specs.secrets import looks_secret
+from gcpjobs.specs.secrets import holds_secret
 
 if TYPE_CHECKING:
     from gcpjobs.specs.base import Spec
@@ -243,7 +243,7 @@ def template_for_spec(spec: Spec) -> dict[str, Any]:
     values = spec.model_dump(mode="json")
     env = values.get("env")
     secret_env = isinstance(env, Mapping) and any(
-        isinstance(value, str) and looks_secret(str(name)) for name, value in env.items())
+        isinstance(value, str) and holds_secret(str(name), value) for name, value in env.items())
     if secret_env:
         values.pop("env")
     template = _template(kind, cls, fields, values)
