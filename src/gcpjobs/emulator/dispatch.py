@@ -17,6 +17,7 @@ from gcpjobs.emulator.cloudrun.service import CloudRunService
 from gcpjobs.emulator.faults import FaultRegistry, error_for
 from gcpjobs.emulator.logging.service import LoggingService
 from gcpjobs.emulator.operations import OperationRegistry
+from gcpjobs.emulator.secrets.service import SecretManagerService
 from gcpjobs.emulator.stats import RequestStats
 from gcpjobs.emulator.vertex.service import JobService
 
@@ -25,6 +26,7 @@ OPERATIONS = "google.longrunning.Operations"
 RUN_JOBS = "google.cloud.run.v2.Jobs"
 RUN_EXECUTIONS = "google.cloud.run.v2.Executions"
 LOGGING = "google.logging.v2.LoggingServiceV2"
+SECRET_MANAGER = "google.cloud.secretmanager.v1.SecretManagerService"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,24 @@ def logging_methods(service: LoggingService) -> list[Method]:
                service.list_log_entries),
         Method(LOGGING, "TailLogEntries", t.TailLogEntriesRequest, t.TailLogEntriesResponse,
                service.tail_log_entries, streaming=True),
+    ]
+
+
+def secret_manager_methods(service: SecretManagerService) -> list[Method]:
+    from google.cloud.secretmanager_v1 import types as sm
+
+    return [
+        Method(SECRET_MANAGER, "CreateSecret", sm.CreateSecretRequest, sm.Secret,
+               service.create_secret),
+        Method(SECRET_MANAGER, "GetSecret", sm.GetSecretRequest, sm.Secret, service.get_secret),
+        Method(SECRET_MANAGER, "ListSecrets", sm.ListSecretsRequest, sm.ListSecretsResponse,
+               service.list_secrets),
+        Method(SECRET_MANAGER, "DeleteSecret", sm.DeleteSecretRequest, empty_pb2.Empty,
+               service.delete_secret),
+        Method(SECRET_MANAGER, "AddSecretVersion", sm.AddSecretVersionRequest, sm.SecretVersion,
+               service.add_secret_version),
+        Method(SECRET_MANAGER, "AccessSecretVersion", sm.AccessSecretVersionRequest,
+               sm.AccessSecretVersionResponse, service.access_secret_version),
     ]
 
 

@@ -32,11 +32,13 @@ from gcpjobs.emulator.dispatch import (
     cloud_run_methods,
     logging_methods,
     operation_methods,
+    secret_manager_methods,
     vertex_methods,
 )
 from gcpjobs.emulator.faults import FaultRegistry
 from gcpjobs.emulator.logging.service import LoggingService
 from gcpjobs.emulator.operations import OperationRegistry
+from gcpjobs.emulator.secrets.service import SecretManagerService
 from gcpjobs.emulator.stats import RequestStats
 from gcpjobs.emulator.store import JobStore
 from gcpjobs.emulator.transports.admin import Admin
@@ -105,7 +107,8 @@ class EmulatorServer:
         self.faults = FaultRegistry()
         dispatcher = Dispatcher(
             [*vertex_methods(self.service), *cloud_run_methods(self.cloud_run),
-             *operation_methods(operations), *logging_methods(self.logging)],
+             *operation_methods(operations), *logging_methods(self.logging),
+             *secret_manager_methods(SecretManagerService(self.cloud_run.secrets))],
             self.stats,
             self.faults,
         )

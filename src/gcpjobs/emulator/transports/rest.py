@@ -67,6 +67,21 @@ class _Route:
     body_field: str | None = None  # the field the JSON body fills; "*": the whole request; None: no body
 
 
+_SECRET = r"projects/[^/]+/secrets/[^/:]+"
+_SECRET_MANAGER_ROUTES = (
+    _Route("POST", re.compile(r"^/v1/(projects/[^/]+)/secrets$"),
+           "SecretManagerService.CreateSecret", "parent", "secret"),
+    _Route("GET", re.compile(r"^/v1/(projects/[^/]+)/secrets$"),
+           "SecretManagerService.ListSecrets", "parent"),
+    _Route("GET", re.compile(rf"^/v1/({_SECRET})$"), "SecretManagerService.GetSecret", "name"),
+    _Route("DELETE", re.compile(rf"^/v1/({_SECRET})$"),
+           "SecretManagerService.DeleteSecret", "name"),
+    _Route("POST", re.compile(rf"^/v1/({_SECRET}):addVersion$"),
+           "SecretManagerService.AddSecretVersion", "parent", "*"),
+    _Route("GET", re.compile(rf"^/v1/({_SECRET}/versions/[^/:]+):access$"),
+           "SecretManagerService.AccessSecretVersion", "name"),
+)
+
 _ROUTES = (
     _Route("POST", re.compile(rf"^/v1/({_LOCATION})/customJobs$"),
            "JobService.CreateCustomJob", "parent", "custom_job"),
@@ -112,6 +127,8 @@ _ROUTES = (
     # entries.tail); see the module notes for how it is sent and when it ends.
     _Route("POST", re.compile(r"^/v2/entries:list$"), "LoggingServiceV2.ListLogEntries", "", "*"),
     _Route("POST", re.compile(r"^/v2/entries:tail$"), "LoggingServiceV2.TailLogEntries", "", "*"),
+    # Secret Manager v1 (the GAPIC rest_base of google-cloud-secret-manager).
+    *_SECRET_MANAGER_ROUTES,
 )
 # Google's system parameter for a server-side deadline, in seconds.
 _DEADLINE_HEADER = "X-Server-Timeout"
