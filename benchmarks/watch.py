@@ -237,7 +237,8 @@ def _reset(server: Any) -> None:
     from gcpjobs.emulator.control import admin_call
 
     started = time.monotonic()
-    admin_call(server.rest_endpoint, "POST", "/_emulator/reset", {}, timeout=900)
+    admin_call(server.rest_endpoint, "POST", "/_emulator/reset", {}, timeout=900,
+               data_dir=server.data_dir)
     emulator = psutil.Process(server.pid)
     while emulator.children(recursive=True) and time.monotonic() - started < 900:
         time.sleep(0.5)

@@ -115,7 +115,8 @@ def test_bad_fault_requests_are_refused(emulator: EmulatorProcess) -> None:
     with pytest.raises(EmulatorError, match="at least 1"):
         emulator.inject_fault(CREATE, "unavailable", count=0)
     with pytest.raises(EmulatorError, match="no admin route"):
-        admin_call(emulator.rest_endpoint, "GET", "/_emulator/nothing-here")
+        admin_call(emulator.rest_endpoint, "GET", "/_emulator/nothing-here",
+                   data_dir=emulator.data_dir)
 
 
 def test_reset_stops_jobs_and_forgets_everything(

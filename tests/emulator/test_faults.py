@@ -135,6 +135,7 @@ def test_bad_rules_are_refused_with_a_reason(
     from gcpjobs.emulator.control import admin_call
 
     with pytest.raises(EmulatorError, match=r"^emulator refused POST") as error:
-        admin_call(emulator.rest_endpoint, "POST", "/_emulator/faults", body)
+        admin_call(emulator.rest_endpoint, "POST", "/_emulator/faults", body,
+                   data_dir=emulator.data_dir)
     assert fragment in str(error.value)
     assert emulator.faults()["rules"] == {}

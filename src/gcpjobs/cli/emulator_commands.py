@@ -50,6 +50,11 @@ def start(
         float | None,
         typer.Option(help="Seconds between SIGTERM and SIGKILL when a job is cancelled (default 5)."),
     ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(help="Allow a --host that is not loopback: whoever reaches the ports can run "
+                     "commands as you."),
+    ] = False,
     detach: Annotated[bool, typer.Option(help="Run in the background and return.")] = False,
 ) -> None:
     """Start the emulator (foreground unless --detach)."""
@@ -62,6 +67,8 @@ def start(
         argv += ["--pending-seconds", pending_seconds]
     if cancel_grace_seconds is not None:
         argv += ["--cancel-grace-seconds", str(cancel_grace_seconds)]
+    if allow_remote:
+        argv.append("--allow-remote")
     if detach:
         argv.append("--detach")
     _forward(argv)

@@ -2,7 +2,7 @@
 
     start [--host H] [--grpc-port N] [--rest-port N] [--data-dir DIR]
           [--queued-seconds S|hold] [--pending-seconds S|hold] [--cancel-grace-seconds S]
-          [--detach]
+          [--pass-env NAME ...] [--detach]
     stop [--data-dir DIR]
     status [--data-dir DIR]
 
@@ -13,6 +13,7 @@ The typer CLI (`gcpjobs emulator ...`) forwards to `main()`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,9 @@ from typing import NoReturn
 from gcpjobs.emulator.config import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HOST,
+    DEFAULT_HTTP_TIMEOUT_SECONDS,
     DEFAULT_REST_PORT,
+    MAX_TIMING_SECONDS,
     EmulatorConfig,
     default_data_dir,
 )
@@ -46,6 +49,9 @@ def _seconds(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected seconds or 'hold', got {text!r}") from None
     if value != value or value in (float("inf"),):
         raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got {text!r}")
+    if value > MAX_TIMING_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_TIMING_SECONDS:g} seconds (one day), got {text!r}")
     return None if value < 0 else value
 
 
@@ -53,6 +59,13 @@ def _grace(text: str) -> float:
     value = _seconds(text)
     if value is None:
         raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = _seconds(text)
+    if value is None or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
     return value
 
 
@@ -81,6 +94,15 @@ def _parser(program: str) -> argparse.ArgumentParser:
                        help="seconds a job stays PENDING; 'hold' until advanced")
     start.add_argument("--cancel-grace-seconds", type=_grace, default=5.0,
                        help="SIGTERM→SIGKILL grace when stopping a job's processes")
+    start.add_argument("--pass-env", action="append", default=[], metavar="NAME",
+                       help="also give jobs this variable of the emulator's environment "
+                            "(repeatable; shell patterns such as 'AWS_*' allowed)")
+    start.add_argument("--http-timeout", type=_timeout, default=DEFAULT_HTTP_TIMEOUT_SECONDS,
+                       help="seconds before the REST port closes an idle connection, or one "
+                       "whose request has not all arrived (default 60)")
+    start.add_argument("--allow-remote", action="store_true",
+                       help="allow a --host that is not loopback: whoever reaches the ports "
+                       "can run commands as this user")
     start.add_argument("--detach", action="store_true", help="run in the background and return")
 
     for name, text in (("stop", "stop the background emulator"),
@@ -94,12 +116,44 @@ def _data_dir(value: Path | None) -> Path:
     return (value if value is not None else default_data_dir()).expanduser().resolve()
 
 
+def _raise_open_file_limit(wanted: int = 8192) -> None:
+    """Room for a thousand connections at once (macOS starts processes with 256 files)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):
+        pass  # the limit stays; connections past it wait in the listen backlog
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "this user"
+
+
 def main(argv: Sequence[str] | None = None, program: str = PROGRAM) -> int:
     """`program` is how errors name the command (`gcpjobs emulator` from the CLI)."""
     arguments = _parser(program).parse_args(argv)
     data_dir = _data_dir(arguments.data_dir)
     try:
         if arguments.command == "start":
+            from gcpjobs.emulator.transports.front import is_loopback
+
+            if not is_loopback(arguments.host) and not arguments.allow_remote:
+                print(f"{program}: refusing to listen on {arguments.host}: it is not a loopback "
+                      "address, and whoever reaches the ports can run any command as this user; "
+                      "pass --allow-remote to do it anyway", file=sys.stderr)
+                return 2
+            # Before anything is created: records, logs, secrets and the token are private.
+            os.umask(0o077)
+            _raise_open_file_limit()
             config = EmulatorConfig(
                 host=arguments.host,
                 grpc_port=arguments.grpc_port,
@@ -108,7 +162,14 @@ def main(argv: Sequence[str] | None = None, program: str = PROGRAM) -> int:
                 queued_seconds=arguments.queued_seconds,
                 pending_seconds=arguments.pending_seconds,
                 cancel_grace_seconds=arguments.cancel_grace_seconds,
+                pass_env=tuple(arguments.pass_env),
+                allow_remote=arguments.allow_remote,
+                http_timeout_seconds=arguments.http_timeout,
             )
+            if arguments.allow_remote and not is_loopback(arguments.host):
+                print(f"{program}: WARNING: listening on {arguments.host} (--allow-remote): "
+                      "whoever can reach the emulator's ports can run any command as "
+                      f"{_user()} on this machine", file=sys.stderr, flush=True)
             if arguments.detach:
                 from gcpjobs.emulator.control import describe, start_detached
 

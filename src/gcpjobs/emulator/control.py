@@ -3,7 +3,8 @@
 Used by `python -m gcpjobs.emulator start --detach | stop | status`, the CLI, and the client's
 embedded mode. A running emulator announces itself in `DATA_DIR/emulator.json`; it counts as
 running only if that process is alive AND its admin endpoint answers. Two callers racing to
-start one are serialised by a file lock, so only one emulator starts.
+start one are serialised by a file lock, so only one emulator starts. Admin calls carry the
+token the emulator wrote to `DATA_DIR/admin-token` (readable by this user only).
 
 Only the standard library and psutil are imported here: starting or finding an emulator must
 not pay for the Google client libraries.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -27,7 +29,8 @@ from typing import Any
 
 import psutil
 
-from gcpjobs.emulator.config import EmulatorConfig
+from gcpjobs.emulator.config import DEFAULT_HTTP_TIMEOUT_SECONDS, EmulatorConfig
+from gcpjobs.emulator.transports.front import admin_headers, read_admin_token
 from gcpjobs.errors import EmulatorError
 
 INFO_FILE = "emulator.json"  # written by server.py
@@ -68,14 +71,19 @@ def admin_call(
     body: Any = None,
     *,
     timeout: float = 10.0,
+    data_dir: Path | None = None,
+    token: str | None = None,
 ) -> Any:
-    """One admin request (`/_emulator/...`); the JSON answer, or EmulatorError (one line)."""
+    """One admin request (`/_emulator/...`); the JSON answer, or EmulatorError (one line).
+    The admin token is `token`, or read from `data_dir` (the emulator's data directory)."""
+    if token is None and data_dir is not None:
+        token = read_admin_token(data_dir)
     data = None if body is None else json.dumps(body).encode()
+    headers = admin_headers(token)
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(
-        rest_endpoint.rstrip("/") + path,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"} if data is not None else {},
+        rest_endpoint.rstrip("/") + path, data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -124,7 +132,7 @@ def running_emulator(data_dir: Path) -> EmulatorInfo | None:
     if info is None or not _alive(info.pid):
         return None
     try:
-        admin_call(info.rest_endpoint, "GET", "/_emulator/stats", timeout=0.5)
+        admin_call(info.rest_endpoint, "GET", "/_emulator/stats", timeout=0.5, data_dir=data_dir)
     except EmulatorError:
         return None
     return info
@@ -135,8 +143,9 @@ def running_emulator(data_dir: Path) -> EmulatorInfo | None:
 
 @contextlib.contextmanager
 def _start_lock(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / START_LOCK_FILE).open("a+", encoding="utf-8") as handle:
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(data_dir / START_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -159,6 +168,10 @@ def start_arguments(config: EmulatorConfig) -> list[str]:
         "--queued-seconds", _seconds_arg(config.queued_seconds),
         "--pending-seconds", _seconds_arg(config.pending_seconds),
         "--cancel-grace-seconds", repr(float(config.cancel_grace_seconds)),
+        *(f"--pass-env={name}" for name in config.pass_env),
+        *(["--allow-remote"] if config.allow_remote else []),
+        *([] if config.http_timeout_seconds == DEFAULT_HTTP_TIMEOUT_SECONDS
+          else ["--http-timeout", repr(float(config.http_timeout_seconds))]),
     ]
 
 
@@ -168,6 +181,9 @@ def _last_line(path: Path) -> str:
         if lines:
             return lines[-1].strip()
     return "no output"
+
+
+MAX_START_SECONDS = 600.0
 
 
 def start_detached(config: EmulatorConfig, timeout: float = 30.0) -> EmulatorInfo:
@@ -183,7 +199,9 @@ def start_detached(config: EmulatorConfig, timeout: float = 30.0) -> EmulatorInf
             return existing
         log_path = data_dir / LOG_FILE
         arguments = start_arguments(EmulatorConfig(**{**config.__dict__, "data_dir": data_dir}))
-        with log_path.open("ab") as log:
+        # 0600 from the start: this process's umask is the user's, not the emulator's.
+        log_descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_descriptor, "ab") as log:
             child = subprocess.Popen(
                 arguments,
                 stdin=subprocess.DEVNULL,
@@ -192,8 +210,17 @@ def start_detached(config: EmulatorConfig, timeout: float = 30.0) -> EmulatorInf
                 start_new_session=True,
                 close_fds=True,
             )
+        # `timeout` bounds a start that shows no progress: one that takes long (recovering many
+        # unfinished jobs after a crash) writes a line to its log every second, and while the
+        # log grows the wait goes on, up to MAX_START_SECONDS in all.
+        give_up = time.monotonic() + max(timeout, MAX_START_SECONDS)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        log_size = -1
+        while time.monotonic() < min(deadline, give_up):
+            with contextlib.suppress(OSError):
+                size = log_path.stat().st_size
+                if size != log_size:
+                    log_size, deadline = size, time.monotonic() + timeout
             if child.poll() is not None:
                 raise EmulatorError(
                     f"the emulator exited at start ({_last_line(log_path)}); see {log_path}"
@@ -201,12 +228,14 @@ def start_detached(config: EmulatorConfig, timeout: float = 30.0) -> EmulatorInf
             info = read_info(data_dir)
             if info is not None and info.pid == child.pid:
                 with contextlib.suppress(EmulatorError):
-                    admin_call(info.rest_endpoint, "GET", "/_emulator/stats", timeout=0.5)
+                    admin_call(info.rest_endpoint, "GET", "/_emulator/stats", timeout=0.5,
+                               data_dir=data_dir)
                     return info
             time.sleep(_POLL_SECONDS)
         _terminate(child.pid, grace=2.0)
         raise EmulatorError(
-            f"the emulator did not become ready within {timeout:g}s; see {log_path}"
+            f"the emulator did not become ready (no progress for {timeout:g}s, or not within "
+            f"{MAX_START_SECONDS:g}s); see {log_path}"
         )
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gcpjobs.emulator.config import EmulatorConfig
+from gcpjobs.emulator.config import DEFAULT_HTTP_TIMEOUT_SECONDS, EmulatorConfig
 from gcpjobs.emulator.control import admin_call, start_arguments
+from gcpjobs.emulator.transports.front import read_admin_token
 from gcpjobs.errors import EmulatorError
 
 _READY = re.compile(r"^gcpjobs emulator ready grpc=(\S+):(\d+) rest=(\S+):(\d+)$")
@@ -37,6 +38,8 @@ class EmulatorProcess:
         queued_seconds: float | None = 0.0,
         pending_seconds: float | None = 0.0,
         cancel_grace_seconds: float = 5.0,
+        http_timeout_seconds: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        allow_remote: bool = False,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -48,6 +51,8 @@ class EmulatorProcess:
             queued_seconds=queued_seconds,
             pending_seconds=pending_seconds,
             cancel_grace_seconds=cancel_grace_seconds,
+            allow_remote=allow_remote,
+            http_timeout_seconds=http_timeout_seconds,
         )
         self._extra_args = list(extra_args)
         self._env = dict(env) if env is not None else None
@@ -64,7 +69,7 @@ class EmulatorProcess:
         """Spawn the server and wait for its ready line."""
         if self._process is not None:
             raise EmulatorError("this EmulatorProcess was already started; create a new one")
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             [*start_arguments(self.config), *self._extra_args],
             stdin=subprocess.DEVNULL,
@@ -143,7 +148,10 @@ class EmulatorProcess:
 
     @property
     def host(self) -> str:
-        return self.config.host
+        """Where a client on this machine connects: the bound address, or loopback for a
+        wildcard one (0.0.0.0, ::)."""
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host,
+                                                                         self.config.host)
 
     @property
     def grpc_address(self) -> str:
@@ -158,31 +166,44 @@ class EmulatorProcess:
         return self.config.data_dir
 
     @property
+    def admin_token(self) -> str | None:
+        """The token the `/_emulator/*` routes require (from DATA_DIR/admin-token)."""
+        return read_admin_token(self.data_dir)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """`Authorization: Bearer TOKEN`, for a test's own admin requests."""
+        token = self.admin_token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
     def output(self) -> list[str]:
         """The server's recent output lines (for diagnosing a failed test)."""
         return list(self._output)
 
     # --------------------------------------------------------------------------------- admin
 
+    def admin(self, method: str, path: str, body: Any = None, *, timeout: float = 10.0) -> Any:
+        """One admin request with this emulator's token; the JSON answer, or EmulatorError."""
+        return admin_call(self.rest_endpoint, method, path, body, timeout=timeout,
+                          data_dir=self.data_dir)
+
     def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = admin_call(self.rest_endpoint, "GET", "/_emulator/stats")
+        result: dict[str, Any] = self.admin("GET", "/_emulator/stats")
         return result
 
     def configure(self, **settings: float | None) -> dict[str, Any]:
-        result: dict[str, Any] = admin_call(self.rest_endpoint, "POST", "/_emulator/config", settings)
+        result: dict[str, Any] = self.admin("POST", "/_emulator/config", settings)
         return result
 
     def advance(self, name: str) -> None:
-        admin_call(self.rest_endpoint, "POST", "/_emulator/advance", {"name": name})
+        self.admin("POST", "/_emulator/advance", {"name": name})
 
     def reset(self) -> None:
-        admin_call(self.rest_endpoint, "POST", "/_emulator/reset", {})
+        self.admin("POST", "/_emulator/reset", {})
 
     def inject_fault(self, method: str, fault: str, count: int = 1) -> None:
-        admin_call(
-            self.rest_endpoint, "POST", "/_emulator/faults",
-            {"method": method, "fault": fault, "count": count},
-        )
+        self.admin("POST", "/_emulator/faults", {"method": method, "fault": fault, "count": count})
 
     def set_fault_rates(
         self,
@@ -195,8 +216,8 @@ class EmulatorProcess:
         """Faults drawn per call of `method` (`*`: every method) with these probabilities, from
         an RNG seeded with `seed`, after `latency_seconds`; empty rates and no latency remove
         the rule. Returns the faults document (armed, rules, injected)."""
-        result: dict[str, Any] = admin_call(
-            self.rest_endpoint, "POST", "/_emulator/faults",
+        result: dict[str, Any] = self.admin(
+            "POST", "/_emulator/faults",
             {"method": method, "rates": dict(rates), "latency_seconds": latency_seconds,
              "seed": seed},
         )
@@ -204,7 +225,7 @@ class EmulatorProcess:
 
     def faults(self) -> dict[str, Any]:
         """`{"armed": ..., "rules": ..., "injected": {method: {fault: count}}}`."""
-        result: dict[str, Any] = admin_call(self.rest_endpoint, "GET", "/_emulator/faults")
+        result: dict[str, Any] = self.admin("GET", "/_emulator/faults")
         return result
 
     def crash_replica(self, name: str, replica: str | None = None) -> str:
@@ -213,7 +234,7 @@ class EmulatorProcess:
         body: dict[str, Any] = {"name": name}
         if replica is not None:
             body["replica"] = replica
-        result: dict[str, Any] = admin_call(self.rest_endpoint, "POST", "/_emulator/crash", body)
+        result: dict[str, Any] = self.admin("POST", "/_emulator/crash", body)
         return str(result["replica"])
 
     def crash_task(self, execution: str, task: int | None = None) -> int:
@@ -222,20 +243,19 @@ class EmulatorProcess:
         body: dict[str, Any] = {"name": execution}
         if task is not None:
             body["task"] = task
-        result: dict[str, Any] = admin_call(self.rest_endpoint, "POST", "/_emulator/crash", body)
+        result: dict[str, Any] = self.admin("POST", "/_emulator/crash", body)
         return int(result["task"])
 
     def preempt(self, name: str) -> None:
         """Reclaim a running SPOT Vertex job's VMs (see docs/emulator.md, Job faults)."""
-        admin_call(self.rest_endpoint, "POST", "/_emulator/preempt", {"name": name})
+        self.admin("POST", "/_emulator/preempt", {"name": name})
 
     def add_secret(self, name: str, value: str) -> str:
         """Add a version to the local secret store Cloud Run jobs read; returns its number."""
-        result: dict[str, Any] = admin_call(
-            self.rest_endpoint, "POST", "/_emulator/secrets", {"name": name, "value": value}
-        )
+        result: dict[str, Any] = self.admin(
+            "POST", "/_emulator/secrets", {"name": name, "value": value})
         return str(result["version"])
 
     def clear_faults(self) -> None:
         with contextlib.suppress(EmulatorError):
-            admin_call(self.rest_endpoint, "DELETE", "/_emulator/faults")
+            self.admin("DELETE", "/_emulator/faults")

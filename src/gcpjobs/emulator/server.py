@@ -5,9 +5,12 @@ Once both servers listen, `serve()` prints exactly one line
     gcpjobs emulator ready grpc=HOST:PORT rest=HOST:PORT
 
 and writes `DATA_DIR/emulator.json` ({pid, host, grpc_port, rest_port, started_at, data_dir}).
+Before that it makes the data directory private (0700; run through `python -m gcpjobs.emulator`
+the process's umask is 077 too, so every file it writes is 0600) and writes a new admin token
+to `DATA_DIR/admin-token` (0600), which the `/_emulator/*` routes require.
 SIGTERM or SIGINT stops it gracefully: the servers stop taking requests, every running job's
-process tree is killed and the job recorded FAILED (it cannot be resumed), emulator.json goes.
-One emulator per data directory: a lock file keeps a second one out.
+process tree is killed and the job recorded FAILED (it cannot be resumed), emulator.json and
+the admin token go. One emulator per data directory: a lock file keeps a second one out.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from types import FrameType
 from typing import IO
@@ -35,6 +39,7 @@ from gcpjobs.emulator.dispatch import (
     secret_manager_methods,
     vertex_methods,
 )
+from gcpjobs.emulator.executor import JobEnvironment
 from gcpjobs.emulator.faults import FaultRegistry
 from gcpjobs.emulator.logging.service import LoggingService
 from gcpjobs.emulator.operations import OperationRegistry
@@ -42,6 +47,7 @@ from gcpjobs.emulator.secrets.service import SecretManagerService
 from gcpjobs.emulator.stats import RequestStats
 from gcpjobs.emulator.store import JobStore
 from gcpjobs.emulator.transports.admin import Admin
+from gcpjobs.emulator.transports.front import new_admin_token, remove_admin_token
 from gcpjobs.emulator.transports.grpc import BindError, start_grpc_server
 from gcpjobs.emulator.transports.rest import start_rest_server
 from gcpjobs.emulator.vertex.service import JobService
@@ -52,6 +58,30 @@ LOCK_FILE = "emulator.lock"
 READY_PREFIX = "gcpjobs emulator ready"
 
 _log = logging.getLogger(__name__)
+
+
+RECOVERY_NOTE = "gcpjobs emulator starting: recovering what the last run left unfinished"
+_HEARTBEAT_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def _recovery_heartbeat() -> Iterator[None]:
+    """While the body runs, say every second that the start is still under way (on stderr,
+    which `start --detach` sends to emulator.log: a log that grows is an emulator making
+    progress, so its readiness wait goes on). Nothing is printed when the body is quick."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(_HEARTBEAT_SECONDS):
+            print(RECOVERY_NOTE, file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, name="recovery-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _address(host: str, port: int) -> str:
@@ -74,13 +104,19 @@ class EmulatorServer:
         self._lock_file: IO[str] | None = None
         self._started = False
         self._job_projects: dict[str, str] = {}
+        self.admin_token = ""
 
     def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Records, logs, secrets and the admin token are the user's alone.
+        os.chmod(self.data_dir, 0o700)
         self._take_lock()
         try:
+            self.admin_token = new_admin_token(self.data_dir)
             self._start_parts()
         except BaseException:
+            if self.admin_token:
+                remove_admin_token(self.data_dir, self.admin_token)
             self._release_lock()
             raise
         self._started = True
@@ -89,19 +125,27 @@ class EmulatorServer:
         config = self.config
         self.store = JobStore(self.data_dir)
         operations = OperationRegistry(self.store)
-        self.service = JobService(
-            data_dir=self.data_dir,
-            store=self.store,
-            operations=operations,
-            timings=Timings(config.queued_seconds, config.pending_seconds, config.cancel_grace_seconds),
-        )
-        # One set of timings for both: the admin route changes them in one place.
-        self.cloud_run = CloudRunService(
-            data_dir=self.data_dir,
-            store=self.store,
-            operations=operations,
-            timings=lambda: self.service.timings,
-        )
+        # What every job process starts from (the same for both services); the addresses are
+        # filled in once the servers listen, before any job can start.
+        job_environment = JobEnvironment(self.data_dir, passed=tuple(config.pass_env))
+        # The services stop what a crashed run left behind and fail its unfinished jobs before
+        # they serve; the heartbeat lets a waiting `start --detach` see that this is progress.
+        with _recovery_heartbeat():
+            self.service = JobService(
+                data_dir=self.data_dir,
+                store=self.store,
+                operations=operations,
+                timings=Timings(config.queued_seconds, config.pending_seconds, config.cancel_grace_seconds),
+                job_environment=job_environment,
+            )
+            # One set of timings for both: the admin route changes them in one place.
+            self.cloud_run = CloudRunService(
+                data_dir=self.data_dir,
+                store=self.store,
+                operations=operations,
+                timings=lambda: self.service.timings,
+                job_environment=job_environment,
+            )
         self.logging = LoggingService(self.data_dir, self._vertex_project)
         self.stats = RequestStats()
         self.faults = FaultRegistry()
@@ -118,8 +162,11 @@ class EmulatorServer:
         except BindError as error:
             self._shutdown_services()
             raise EmulatorError(f"{error}; choose another --grpc-port (0 picks a free one)") from None
+        job_environment.emulator_host = _address(_client_host(config.host), self.grpc_port)
         try:
-            self.rest_server, self.rest_port = start_rest_server(dispatcher, admin, config.host, config.rest_port)
+            self.rest_server, self.rest_port = start_rest_server(
+                dispatcher, admin, config.host, config.rest_port, admin_token=self.admin_token,
+                timeout_seconds=config.http_timeout_seconds)
         except OSError as error:
             self.grpc_server.stop(0)
             self._shutdown_services()
@@ -127,6 +174,7 @@ class EmulatorServer:
                 f"cannot listen for REST on {_address(config.host, config.rest_port)}: "
                 f"{error.strerror or error}; choose another --rest-port (0 picks a free one)"
             ) from None
+        job_environment.emulator_rest_host = _address(_client_host(config.host), self.rest_port)
         self.service.set_web_access_base(f"http://{_address(_client_host(config.host), self.rest_port)}")
         self._write_info()
 
@@ -150,12 +198,12 @@ class EmulatorServer:
         self._started = False
         self.logging.shutdown()  # open tail streams end
         self.grpc_server.stop(grace=1.0).wait(2.0)
-        self.rest_server.shutdown()
-        self.rest_server.server_close()
+        self.rest_server.stop()
         self._shutdown_services()
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / INFO_FILE).unlink()
+        remove_admin_token(self.data_dir, self.admin_token)
         self._release_lock()
 
     def _shutdown_services(self) -> None:
@@ -176,11 +224,16 @@ class EmulatorServer:
             "data_dir": str(self.data_dir),
         }
         temporary = self.data_dir / (INFO_FILE + ".tmp")
-        temporary.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(info, indent=2) + "\n")
         temporary.replace(self.data_dir / INFO_FILE)
 
     def _take_lock(self) -> None:
-        handle = (self.data_dir / LOCK_FILE).open("a+", encoding="utf-8")
+        descriptor = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        handle = os.fdopen(descriptor, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

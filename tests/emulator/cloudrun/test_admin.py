@@ -48,7 +48,8 @@ def test_reset_stops_executions_and_forgets_cloud_run_records(
 
 def test_bad_secret_requests_are_refused(emulator: EmulatorProcess) -> None:
     with pytest.raises(EmulatorError, match="send"):
-        admin_call(emulator.rest_endpoint, "POST", "/_emulator/secrets", {"name": "x"})
+        admin_call(emulator.rest_endpoint, "POST", "/_emulator/secrets", {"name": "x"},
+                   data_dir=emulator.data_dir)
     with pytest.raises(EmulatorError, match="Invalid secret name"):
         emulator.add_secret("no/slashes", "v")
 

@@ -251,8 +251,9 @@ def test_rest_tail_thread_ends_when_the_client_goes_away(
     # A client whose connection is reset (RST), speaking raw HTTP/1.1.
     payload = json.dumps(body).encode()
     with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as raw:
-        raw.sendall(b"POST %s HTTP/1.1\r\nHost: emulator\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (TAIL.encode(), len(payload), payload))
+        raw.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s"
+                    % (TAIL.encode(), server.rest_port, len(payload), payload))
         head = b""
         while b"\r\n\r\n" not in head:
             head += raw.recv(4096)
@@ -274,5 +275,6 @@ def test_rest_tail_to_an_http_1_0_client_is_unchunked_and_ends_by_closing(
         while chunk := raw.recv(4096):  # the server closes at the deadline
             reply += chunk
     head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head
+    # HTTP/1.0 or 1.1 in the status line: either is a 200 an HTTP/1.0 client reads.
+    assert head.split(b" ", 2)[1] == b"200" and b"chunked" not in head
     assert body == b"[]"

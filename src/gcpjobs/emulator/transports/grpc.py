@@ -87,6 +87,7 @@ def _handlers(dispatcher: Dispatcher) -> Iterable[grpc.GenericRpcHandler]:
 # therefore has the unary workers plus one thread for every stream the services may hold open
 # (the Logging service caps open tails at this many), so streams never starve unary calls.
 MAX_OPEN_STREAMS = MAX_OPEN_TAILS
+MAX_REQUEST_READ_BYTES = 32 * 1024 * 1024
 
 
 def start_grpc_server(
@@ -97,8 +98,12 @@ def start_grpc_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers + MAX_OPEN_STREAMS,
                                    thread_name_prefix="grpc"),
-        # Without this, a second emulator could bind the same port and share its traffic.
-        options=[("grpc.so_reuseport", 0)],
+        # Without so_reuseport 0, a second emulator could bind the same port and share its
+        # traffic. Requests up to the REST front's 32 MiB are read (gRPC's default is 4 MiB),
+        # so one over the API's 10 MiB gets the service's INVALID_ARGUMENT (limits.py), as
+        # from Google's front end, rather than gRPC's own RESOURCE_EXHAUSTED.
+        options=[("grpc.so_reuseport", 0),
+                 ("grpc.max_receive_message_length", MAX_REQUEST_READ_BYTES)],
     )
     server.add_generic_rpc_handlers(tuple(_handlers(dispatcher)))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
