@@ -13,7 +13,6 @@ operation as it is, not done, as AIP-151 says); without a timeout it waits at mo
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -22,20 +21,16 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
+from gcpjobs.emulator import names
 from gcpjobs.emulator.errors import ServiceError
 from gcpjobs.emulator.store import JobStore
 
 MAX_WAIT_SECONDS = 60.0
-_OPERATION_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
-_LOCATION_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+$")
+_SERVICE = "Google Cloud"  # operations are shared: "Location ... is not a Google Cloud region"
 
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _invalid(message: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 class OperationRegistry:
@@ -65,11 +60,12 @@ class OperationRegistry:
     # --------------------------------------------------------------- google.longrunning.Operations
 
     def get_operation(self, request: operations_pb2.GetOperationRequest) -> operations_pb2.Operation:
-        if _OPERATION_NAME.match(request.name) is None:
-            raise _invalid(
-                f'Invalid operation name "{request.name}": expected '
-                "projects/{project}/locations/{location}/operations/{operation}."
-            )
+        project, location, operation_id = names.split_name(
+            request.name, ("projects", "locations", "operations"), what="operation name",
+            pattern="projects/{project}/locations/{location}/operations/{operation}",
+        )
+        names.check_project_and_location(project, location, service=_SERVICE)
+        names.check_operation_id(operation_id)
         operation = self.find(request.name)
         if operation is None:
             raise ServiceError(grpc.StatusCode.NOT_FOUND, "The Operation does not exist.")
@@ -93,10 +89,7 @@ class OperationRegistry:
     def list_operations(
         self, request: operations_pb2.ListOperationsRequest
     ) -> operations_pb2.ListOperationsResponse:
-        if _LOCATION_NAME.match(request.name) is None:
-            raise _invalid(
-                f'Invalid parent "{request.name}": expected projects/{{project}}/locations/{{location}}.'
-            )
+        names.location_name(request.name, service=_SERVICE, what="operations parent")
         found = [
             operations_pb2.Operation.FromString(raw)
             for raw in self._store.list_operations(request.name + "/operations/")

@@ -33,7 +33,7 @@ def test_lists_are_newest_first_and_paged(
         request={"parent": f"{PARENT}/jobs/-", "page_size": 3}
     ))
     assert [e.name for e in everywhere] == [e.name for e in reversed(executions)]
-    assert list(clients.jobs.list_jobs(parent="projects/other/locations/us-central1")) == []
+    assert list(clients.jobs.list_jobs(parent="projects/other-project/locations/us-central1")) == []
 
     with pytest.raises(exceptions.BadRequest, match="Invalid page_token"):
         clients.jobs.list_jobs(request={"parent": PARENT, "page_token": "forged"})

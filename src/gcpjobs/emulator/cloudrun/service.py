@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 import shutil
 import string
@@ -54,7 +53,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 
-from gcpjobs.emulator import paging
+from gcpjobs.emulator import limits, names, paging
 from gcpjobs.emulator.cloudrun.runner import (
     STOPPED_MESSAGE,
     Ending,
@@ -69,6 +68,7 @@ from gcpjobs.emulator.cloudrun.validation import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     FieldProblem,
+    execution_id_problem,
     format_problems,
     job_id_problem,
     validate_job,
@@ -76,7 +76,7 @@ from gcpjobs.emulator.cloudrun.validation import (
 )
 from gcpjobs.emulator.config import Timings
 from gcpjobs.emulator.errors import ServiceError
-from gcpjobs.emulator.executor import kill_leftovers
+from gcpjobs.emulator.executor import JobEnvironment, stop_leftovers
 from gcpjobs.emulator.operations import OperationRegistry
 from gcpjobs.emulator.store import JobStore
 from gcpjobs.emulator.threads import AdvanceError
@@ -92,9 +92,7 @@ CState = Condition.State
 Reason = Condition.ExecutionReason
 Completion = ExecutionReference.CompletionStatus
 
-_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
-_JOB = re.compile(r"^projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)$")
-_EXECUTION = re.compile(r"^projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)/executions/([^/]+)$")
+SERVICE = "Cloud Run"  # in "Location ... is not a Cloud Run region"
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 # Fields of a Job the server owns: whatever a client sends in them is ignored.
 _JOB_OUTPUT_ONLY = (
@@ -159,19 +157,37 @@ def _completed(execution: run_v2.Execution) -> bool:
 
 
 def parse_parent(parent: str) -> tuple[str, str]:
-    match = _PARENT.match(parent)
-    if match is None:
-        raise _invalid(f'Invalid parent "{parent}": expected projects/{{project}}/locations/{{location}}.')
-    return match.group(1), match.group(2)
+    return names.location_name(parent, service=SERVICE)
 
 
-def parse_job_name(name: str) -> tuple[str, str, str]:
-    match = _JOB.match(name)
-    if match is None:
-        raise _invalid(
-            f'Invalid job name "{name}": expected projects/{{project}}/locations/{{location}}/jobs/{{job}}.'
-        )
-    return match.group(1), match.group(2), match.group(3)
+def parse_job_name(name: str, *, any_job: bool = False) -> tuple[str, str, str]:
+    """`projects/P/locations/L/jobs/J` → (P, L, J), all checked; `any_job` also takes `-` for
+    J (ListExecutions across the jobs of a location)."""
+    project, location, job_id = names.split_name(
+        name, ("projects", "locations", "jobs"), what="job name",
+        pattern="projects/{project}/locations/{location}/jobs/{job}",
+    )
+    names.check_project_and_location(project, location, service=SERVICE)
+    if not (any_job and job_id == "-"):
+        _check_id(job_id_problem(job_id))
+    return project, location, job_id
+
+
+def parse_execution_name(name: str) -> tuple[str, str, str, str]:
+    """`projects/P/locations/L/jobs/J/executions/E` → (P, L, J, E), all checked."""
+    project, location, job_id, execution_id = names.split_name(
+        name, ("projects", "locations", "jobs", "executions"), what="execution name",
+        pattern="projects/{project}/locations/{location}/jobs/{job}/executions/{execution}",
+    )
+    names.check_project_and_location(project, location, service=SERVICE)
+    _check_id(job_id_problem(job_id))
+    _check_id(execution_id_problem(execution_id))
+    return project, location, job_id, execution_id
+
+
+def _check_id(problem: str | None) -> None:
+    if problem is not None:
+        raise _invalid(problem)
 
 
 def _not_found(kind: str, name: str) -> ServiceError:
@@ -193,10 +209,12 @@ class CloudRunService:
         store: JobStore,
         operations: OperationRegistry,
         timings: Callable[[], Timings],
+        job_environment: JobEnvironment | None = None,
     ) -> None:
         self.data_dir = data_dir
         self._store = store
         self._operations = operations
+        self.job_environment = job_environment or JobEnvironment(data_dir)
         self._lock = threading.RLock()
         self._jobs: dict[str, run_v2.Job] = {}
         self._executions: dict[str, run_v2.Execution] = {}
@@ -210,9 +228,8 @@ class CloudRunService:
 
     def create_job(self, request: run_v2.CreateJobRequest) -> operations_pb2.Operation:
         project, location = parse_parent(request.parent)
-        problem = job_id_problem(request.job_id)
-        if problem is not None:
-            raise _invalid(problem)
+        _check_id(job_id_problem(request.job_id))
+        limits.check_request_size(request)
         _refuse(validate_job(request.job))
         name = f"{request.parent}/jobs/{request.job_id}"
         now = _now()
@@ -239,6 +256,7 @@ class CloudRunService:
 
     def update_job(self, request: run_v2.UpdateJobRequest) -> operations_pb2.Operation:
         project, location, job_id = parse_job_name(request.job.name)
+        limits.check_request_size(request)
         with self._lock:
             current = self._jobs.get(request.job.name)
         if current is None and request.allow_missing:
@@ -290,6 +308,7 @@ class CloudRunService:
 
     def run_job(self, request: run_v2.RunJobRequest) -> operations_pb2.Operation:
         project, location, _ = parse_job_name(request.name)
+        limits.check_request_size(request)
         now = _now()
         with self._lock:
             job = self._job(request.name)
@@ -310,7 +329,8 @@ class CloudRunService:
             operation = self._pending(project, location, execution, now)
             self._waiting[execution.name] = [(operation.name, "run")]
         try:
-            self.runner.submit(TaskLauncher(execution, execution_dir(self.data_dir, execution.name), self.secrets))
+            self.runner.submit(TaskLauncher(execution, execution_dir(self.data_dir, execution.name), self.secrets,
+                                           self.job_environment))
         except RuntimeError:  # a reset or shutdown is under way: the execution never starts
             self.execution_progress(execution.name, TaskCounts(cancelled=execution.task_count),
                                     started=False, result=Result(Ending.STOPPED, STOPPED_MESSAGE))
@@ -323,7 +343,7 @@ class CloudRunService:
         return self._execution(request.name)
 
     def list_executions(self, request: run_v2.ListExecutionsRequest) -> run_v2.ListExecutionsResponse:
-        project, location, job_id = parse_job_name(request.parent)
+        project, location, job_id = parse_job_name(request.parent, any_job=True)
         prefix = f"projects/{project}/locations/{location}/jobs/"
         with self._lock:
             found = [
@@ -463,13 +483,8 @@ class CloudRunService:
 
     @staticmethod
     def _execution_location(name: str) -> tuple[str, str]:
-        match = _EXECUTION.match(name)
-        if match is None:
-            raise _invalid(
-                f'Invalid execution name "{name}": expected projects/{{project}}/locations/'
-                "{location}/jobs/{job}/executions/{execution}."
-            )
-        return match.group(1), match.group(2)
+        project, location, _, _ = parse_execution_name(name)
+        return project, location
 
     @staticmethod
     def _check_etag(etag: str, current: Any) -> None:
@@ -675,8 +690,11 @@ class CloudRunService:
             target = run_v2.Execution.pb(run_v2.Execution())
             if operation.metadata.Unpack(target) and target.name in names:
                 self._waiting.setdefault(target.name, []).append((operation.name, "run"))
+        # One sweep for all of them (a process-table reading and a grace period in all, not one
+        # per execution: recovery stays fast with a thousand left unfinished).
+        stop_leftovers(self.data_dir, [execution_dir(self.data_dir, e.name) for e in unfinished],
+                       grace=1.0)
         for execution in unfinished:
-            kill_leftovers(execution_dir(self.data_dir, execution.name), grace=1.0)
             self.execution_progress(
                 execution.name,
                 TaskCounts(

@@ -12,13 +12,15 @@ emulator sends every problem it finds, one line, `FIELD: MESSAGE; FIELD: MESSAGE
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from google.cloud import run_v2
 
+from gcpjobs.emulator.limits import process_problems
 from gcpjobs.specs.labels import MAX_LABELS, validate_label_key, validate_label_value
 
 MAX_TASKS = 10_000
@@ -32,7 +34,14 @@ _MIN_MEMORY_FOR_CPU = {4: 2 * 1024**3, 8: 4 * 1024**3}
 RESERVED_LABEL_NAMESPACES = (
     "run.googleapis.com", "cloud.googleapis.com", "serving.knative.dev", "autoscaling.knative.dev",
 )
-_JOB_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+_JOB_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+# Executions are named JOB-xxxxx: a job id and six more characters.
+_EXECUTION_ID = re.compile(r"[a-z]([a-z0-9-]{0,67}[a-z0-9])?\Z")
+# Container.env: "Env vars per container: max 1000" (environment-variables doc); EnvVar.name
+# "Must not exceed 32768 characters"; EnvVar.value "the maximum length is 32768 bytes".
+MAX_ENV_VARS = 1000
+MAX_ENV_NAME_CHARS = 32_768
+MAX_ENV_VALUE_BYTES = 32_768
 _MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _MEMORY_UNITS = {
     None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -54,8 +63,17 @@ def job_id_problem(job_id: str) -> str | None:
     if _JOB_ID.match(job_id):
         return None
     return (
-        f"Invalid job id {job_id!r}: a job name must use only lowercase letters, numbers and "
+        f"Invalid job id {_show(job_id)}: a job name must use only lowercase letters, numbers and "
         "'-', must begin with a letter, cannot end with a '-', and can be at most 63 characters."
+    )
+
+
+def execution_id_problem(execution_id: str) -> str | None:
+    if _EXECUTION_ID.match(execution_id):
+        return None
+    return (
+        f"Invalid execution id {_show(execution_id)}: execution ids are the job's name and a "
+        "five-character suffix (lowercase letters, numbers and '-', starting with a letter)."
     )
 
 
@@ -79,13 +97,19 @@ def validate_overrides(overrides: run_v2.RunJobRequest.Overrides, job: run_v2.Jo
         problems += _task_count("overrides.task_count", overrides.task_count)
     if "timeout" in overrides:
         problems += _timeout("overrides.timeout", overrides.timeout)
-    names = {container.name for container in job.template.template.containers}
+    containers = {container.name: container for container in job.template.template.containers}
     for index, override in enumerate(overrides.container_overrides):
-        if override.name and override.name not in names:
+        path = f"overrides.container_overrides[{index}]"
+        if override.name and override.name not in containers:
             problems.append(FieldProblem(
-                f"overrides.container_overrides[{index}].name",
-                f"The job has no container named {override.name!r}.",
+                f"{path}.name", f"The job has no container named {override.name!r}.",
             ))
+            continue
+        problems += _env(path, override.env)
+        base = containers.get(override.name) or next(iter(containers.values()), None)
+        command = list(base.command) if base is not None else []
+        args = [] if override.clear_args or not base else list(base.args)
+        problems += _process(path, command, list(override.args) or args, override.env)
     return problems
 
 
@@ -158,14 +182,46 @@ def _container(path: str, container: run_v2.Container) -> Iterator[FieldProblem]
                 f"{path}.resources.limits.memory",
                 f"Setting {cpus} CPU requires at least {needed}Gi of memory.",
             )
-    for index, variable in enumerate(container.env):
+    yield from _env(path, container.env)
+    yield from _process(path, list(container.command), list(container.args), container.env)
+
+
+def _env(path: str, env: Sequence[run_v2.EnvVar]) -> Iterator[FieldProblem]:
+    if len(env) > MAX_ENV_VARS:
+        yield FieldProblem(
+            f"{path}.env", f"At most {MAX_ENV_VARS} environment variables are allowed per "
+                           f"container; got {len(env)}.",
+        )
+    for index, variable in enumerate(env):
         if not variable.name:
             yield FieldProblem(f"{path}.env[{index}].name", "Required field is not set.")
+        elif len(variable.name) > MAX_ENV_NAME_CHARS:
+            yield FieldProblem(
+                f"{path}.env[{index}].name",
+                f"The name is {len(variable.name):,} characters; it must not exceed "
+                f"{MAX_ENV_NAME_CHARS} characters.",
+            )
+        size = len(variable.value.encode("utf-8", "surrogatepass"))
+        if size > MAX_ENV_VALUE_BYTES:
+            yield FieldProblem(
+                f"{path}.env[{index}].value",
+                f"The value of {_show(variable.name)} is {size:,} bytes; the maximum length is "
+                f"{MAX_ENV_VALUE_BYTES} bytes. Put large data in a file or a Secret Manager "
+                "secret.",
+            )
         ref = variable.value_source.secret_key_ref
         if "value_source" in variable and not ref.secret:
             yield FieldProblem(
                 f"{path}.env[{index}].value_source.secret_key_ref.secret", "Required field is not set."
             )
+
+
+def _process(
+    path: str, command: list[str], args: list[str], env: Sequence[run_v2.EnvVar]
+) -> Iterator[FieldProblem]:
+    variables = ((variable.name, variable.value) for variable in env)
+    for field, message in process_problems(command, args, variables):
+        yield FieldProblem(f"{path}.{field}", message)
 
 
 def memory_bytes(text: str) -> int | None:
@@ -213,3 +269,8 @@ def _reserved_message(what: str, key: str) -> str:
         f"Unknown or reserved {what} {key!r}: Cloud Run API v2 does not support {what}s in the "
         f"{', '.join(RESERVED_LABEL_NAMESPACES)} namespaces; use the corresponding Job fields."
     )
+
+
+def _show(text: str, limit: int = 80) -> str:
+    # JSON quoting, cut short: a user's value with a newline or NUL keeps the message one line.
+    return json.dumps(text if len(text) <= limit else text[: limit - 3] + "...", ensure_ascii=False)

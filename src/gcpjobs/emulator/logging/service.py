@@ -19,8 +19,9 @@ Choices where the documents leave room:
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ from google.protobuf import timestamp_pb2
 from gcpjobs.emulator.errors import ServiceError
 from gcpjobs.emulator.logging.filters import SEVERITIES, Filter, FilterError, parse_filter
 from gcpjobs.emulator.logging.sources import Entry, LogFiles
+from gcpjobs.emulator.names import is_plain_segment, quoted
 from gcpjobs.emulator.paging import InvalidPageToken, decode_page_token, encode_page_token
+from gcpjobs.errors import SpecError
+from gcpjobs.specs.container import check_project
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -41,6 +45,15 @@ TAIL_POLL_SECONDS = 0.1
 MAX_TAILS_PER_PROJECT = 10  # "Number of open live-tailing sessions: 10 per Google Cloud project"
 MAX_OPEN_TAILS = 100  # the gRPC server keeps a thread for each on top of its unary workers
 _ORDERS = {"": False, "timestamp asc": False, "timestamp desc": True}
+MAX_RESOURCE_NAMES = 100  # ListLogEntriesRequest: "A maximum of 100 resources may be specified"
+_PARENT_KINDS = ("projects", "organizations", "folders", "billingAccounts")
+_OTHER_PARENT_ID = {
+    "organizations": re.compile(r"[0-9]{1,20}\Z"), "folders": re.compile(r"[0-9]{1,20}\Z"),
+    "billingAccounts": re.compile(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}\Z"),
+}
+# Filter equalities whose values name directories of the data dir (see LogFiles._sources).
+_PATH_PINS = ("resource.labels.job_id", "resource.labels.job_name", "resource.labels.location",
+              "labels.run.googleapis.com/execution_name")
 
 
 def _invalid(message: str) -> ServiceError:
@@ -51,14 +64,33 @@ def _projects(resource_names: Any) -> list[str]:
     names = list(resource_names)
     if not names:
         raise _invalid("resource_names is required: name at least one, e.g. \"projects/my-project\"")
+    if len(names) > MAX_RESOURCE_NAMES:
+        raise _invalid(f"At most {MAX_RESOURCE_NAMES} resource_names are allowed; got {len(names)}")
     projects = []
     for name in names:
         parts = name.split("/")
-        if len(parts) < 2 or parts[0] not in ("projects", "organizations", "folders", "billingAccounts"):
-            raise _invalid(f'Invalid resource name "{name}": use "projects/PROJECT_ID"')
+        if len(parts) == 8 and parts[2::2] == ["locations", "buckets", "views"] and all(parts[1::2]):
+            parts = parts[:2]  # a log view of the project: the project's entries
+        if len(parts) != 2 or parts[0] not in _PARENT_KINDS or not parts[1]:
+            raise _invalid(f"Invalid resource name {quoted(name)}: use \"projects/PROJECT_ID\"")
         if parts[0] == "projects":
+            try:
+                check_project(parts[1])
+            except SpecError as error:
+                raise _invalid(f"Invalid project resource name {quoted(name)}: {error.reason}, "
+                               "or a project number") from None
             projects.append(parts[1])
+        elif not _OTHER_PARENT_ID[parts[0]].match(parts[1]):
+            # organizations/123, folders/456, billingAccounts/012345-6789AB-CDEF01: ids, never paths.
+            raise _invalid(f"Invalid resource name {quoted(name)}: not a {parts[0]} id")
     return projects
+
+
+def _pins_can_match(pinned: Mapping[str, str]) -> bool:
+    """Whether the ids a filter pins could name a job on disk. The log files are found by
+    these ids (directory names); an id that is not a plain name (`..`, a '/', a glob's `*`)
+    matches no job, and must never become part of a path."""
+    return all(is_plain_segment(pinned[key]) for key in _PATH_PINS if key in pinned)
 
 
 def _filter(text: str) -> Filter:
@@ -152,6 +184,8 @@ class LoggingService:
         found: dict[tuple[str, int], Entry] = {}
         for project in projects:
             for alternative in where.alternatives:
+                if not _pins_can_match(alternative.pinned):
+                    continue
                 for entry in self.files.entries(project, alternative.pinned):
                     if entry.order not in found and alternative.predicate(entry.view()):
                         found[entry.order] = entry

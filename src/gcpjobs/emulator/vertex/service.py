@@ -23,7 +23,6 @@ Choices where the real service is not documented:
 
 from __future__ import annotations
 
-import re
 import secrets
 import shutil
 import threading
@@ -41,10 +40,10 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, empty_pb2
 from google.rpc import status_pb2
 
-from gcpjobs.emulator import paging
+from gcpjobs.emulator import limits, names, paging
 from gcpjobs.emulator.config import Timings
 from gcpjobs.emulator.errors import ServiceError
-from gcpjobs.emulator.executor import job_dir, kill_leftovers
+from gcpjobs.emulator.executor import JobEnvironment, job_dir, stop_leftovers
 from gcpjobs.emulator.operations import OperationRegistry
 from gcpjobs.emulator.store import JobStore, StoredJob
 from gcpjobs.emulator.threads import AdvanceError
@@ -70,10 +69,7 @@ RESTARTED_MESSAGE = (
     "the job cannot be resumed."
 )
 
-_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
-_JOB_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/customJobs/([^/]+)$")
-# Google Cloud regions: us-central1, europe-west4, northamerica-northeast1, me-central2 ...
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+SERVICE = "Vertex AI"  # in "Location ... is not a Vertex AI region"
 
 
 def _now() -> datetime:
@@ -96,34 +92,16 @@ def _invalid(message: str) -> ServiceError:
 
 
 def parse_parent(parent: str) -> tuple[str, str]:
-    match = _PARENT.match(parent)
-    if match is None:
-        raise _invalid(
-            f'Invalid parent "{parent}": expected projects/{{project}}/locations/{{location}}.'
-        )
-    project, location = match.groups()
-    _check_location(location)
-    return project, location
-
-
-def _check_location(location: str) -> None:
-    if not _REGION.match(location):
-        raise _invalid(
-            f'Location "{location}" is not a Vertex AI region; use one such as "us-central1".'
-        )
+    return names.location_name(parent, service=SERVICE)
 
 
 def parse_job_name(name: str) -> tuple[str, str, str]:
-    match = _JOB_NAME.match(name)
-    if match is None:
-        raise _invalid(
-            f'Invalid CustomJob name "{name}": expected '
-            "projects/{project}/locations/{location}/customJobs/{custom_job}."
-        )
-    project, location, job_id = match.groups()
-    _check_location(location)
-    if not job_id.isdigit():
-        raise _invalid(f'Invalid CustomJob id "{job_id}": CustomJob ids are numbers.')
+    project, location, job_id = names.split_name(
+        name, ("projects", "locations", "customJobs"), what="CustomJob name",
+        pattern="projects/{project}/locations/{location}/customJobs/{custom_job}",
+    )
+    names.check_project_and_location(project, location, service=SERVICE)
+    names.check_custom_job_id(job_id)
     return project, location, job_id
 
 
@@ -162,8 +140,10 @@ class JobService:
         operations: OperationRegistry | None = None,
         timings: Timings | None = None,
         runner_factory: RunnerFactory | None = None,
+        job_environment: JobEnvironment | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.job_environment = job_environment or JobEnvironment(data_dir)
         self._store = store
         self._operations = operations or OperationRegistry(store)
         self._timings = timings or Timings()
@@ -197,6 +177,7 @@ class JobService:
 
     def create_custom_job(self, request: aiplatform_v1.CreateCustomJobRequest) -> CustomJob:
         project, location = parse_parent(request.parent)
+        limits.check_request_size(request)
         if "custom_job" not in request:
             raise _invalid(format_found_errors([FieldProblem("custom_job", REQUIRED)]))
         problems = validate_custom_job(request.custom_job)
@@ -423,15 +404,19 @@ class JobService:
         return operation
 
     def _load(self) -> None:
-        """Read every job back; any the previous run left unfinished is FAILED now."""
+        """Read every job back; any the previous run left unfinished is FAILED now, once
+        whatever it left running is stopped (executor.stop_leftovers: one sweep for all of them,
+        so a thousand unfinished jobs cost one process-table reading and one grace period)."""
+        unfinished: list[_Record] = []
         for stored in self._store.load_jobs():
             job = CustomJob.deserialize(stored.proto)
             record = _Record(stored.project, stored.location, stored.job_id, job, _view(job))
             self._add(record)
             if State(job.state) not in TERMINAL_STATES:
-                kill_leftovers(job_dir(self.data_dir, stored.job_id), grace=1.0)
-                self._apply(record, State.JOB_STATE_FAILED,
-                            error=JobError(CODE_INTERNAL, RESTARTED_MESSAGE))
+                unfinished.append(record)
+        stop_leftovers(self.data_dir, [job_dir(self.data_dir, r.job_id) for r in unfinished], grace=1.0)
+        for record in unfinished:
+            self._apply(record, State.JOB_STATE_FAILED, error=JobError(CODE_INTERNAL, RESTARTED_MESSAGE))
 
 
 def _process_runner(service: JobService) -> JobRunner:
@@ -440,4 +425,5 @@ def _process_runner(service: JobService) -> JobRunner:
         sink=service,
         timings=lambda: service.timings,
         web_access_uri=service.web_access_uri,
+        environment=service.job_environment,
     )

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from gcpjobs.emulator.limits import process_problems
 from gcpjobs.specs.labels import MAX_LABELS, validate_label_key, validate_label_value
 from gcpjobs.specs.machines import (
     BOOT_DISK_SIZE_GB_RANGE,
@@ -177,6 +178,9 @@ def _container(path: str, container: aiplatform_v1.ContainerSpec) -> Iterator[Fi
     for number, variable in enumerate(env):
         if not variable.name:
             yield FieldProblem(f"{path}.env[{number}].name", REQUIRED)
+    variables = ((variable.name, variable.value) for variable in env)
+    for field, message in process_problems(container.command, container.args, variables):
+        yield FieldProblem(f"{path}.{field}", message)
 
 
 def _machine(path: str, machine: aiplatform_v1.MachineSpec) -> Iterator[FieldProblem]:
