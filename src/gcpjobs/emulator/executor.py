@@ -2,14 +2,20 @@
 
 This module knows processes, not Vertex or Cloud Run: the caller (vertex/runner.py,
 cloudrun/runner.py) decides the command, environment and working directory of each replica.
-Each replica runs in its own session (so its process group is its own), its stdout and stderr
-are kept line by line as JSONL, and stopping it kills the whole tree: the process group plus every descendant psutil can see (children that
-started their own session included), SIGTERM first, SIGKILL after a grace period.
+Each replica runs in its own session (so its process group is its own) from a small environment
+of its own (JobEnvironment, not the emulator's), its stdout and stderr are kept as JSONL
+entries (a line each, a line over Cloud Logging's 256 KB entry limit cut into pieces), and
+stopping it kills the whole tree: the process group plus every descendant psutil can see
+(children that started their own session included), SIGTERM first, SIGKILL after a grace
+period. After a crash of the emulator, `stop_leftovers` finds what it left running by the
+marker every job process carries in its environment, and by the pids it wrote down.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import hashlib
 import json
 import os
 import signal
@@ -25,13 +31,16 @@ from typing import IO
 
 import psutil
 
+from gcpjobs.emulator.names import path_under
+
 SERVICE_LOG = "service"  # name of the job-level log the emulator itself writes
 _REPLICAS_FILE = "replicas.json"
 _POLL_SECONDS = 0.02
 
 
 def job_dir(data_dir: Path, job_id: str) -> Path:
-    return data_dir / "jobs" / job_id
+    # names.path_under: ValueError for an id that could lead outside DATA_DIR/jobs.
+    return path_under(data_dir / "jobs", job_id)
 
 
 def logs_dir(data_dir: Path, job_id: str) -> Path:
@@ -110,10 +119,65 @@ def read_replica_logs(data_dir: Path, job_id: str, replica: str | None = None) -
     return iter(entries)
 
 
+# Cloud Logging refuses an entry over 256 KB ("LogEntry ... size limit 256 KB"): output is cut
+# into entries of at most this many bytes as it streams, so a job printing without newlines
+# (progress bars, binary dumps) never makes one entry, or one buffer, of its whole output.
+MAX_ENTRY_BYTES = 256 * 1024
+_READ_BYTES = 64 * 1024
+
+
+def _utf8_cut(data: bytes, limit: int) -> int:
+    """Where to cut `data` at most `limit` bytes in without splitting a UTF-8 character (a
+    continuation byte never starts a piece); `limit` if no character boundary is near."""
+    cut = limit
+    while cut > limit - 4 and cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return cut if cut > limit - 4 and cut > 0 else limit
+
+
+def split_output(pending: bytes, *, final: bool) -> tuple[list[bytes], bytes]:
+    """The entries complete in `pending` and what is left over for the next read.
+
+    A newline ends an entry (it and a carriage return before it are not part of the text);
+    a run of more than MAX_ENTRY_BYTES without one is cut into MAX_ENTRY_BYTES pieces. A
+    carriage return alone does not end an entry (a progress bar redrawing its line stays
+    whole until its piece is full), so the entries joined with newlines give back every byte
+    printed. `final`: the stream has ended, the rest is an entry too.
+    """
+    entries: list[bytes] = []
+    start = 0
+    while True:
+        newline = pending.find(b"\n", start, start + MAX_ENTRY_BYTES + 1)
+        if newline >= 0:
+            end = newline - 1 if newline > start and pending[newline - 1] == 0x0D else newline
+            entries.append(pending[start:end])
+            start = newline + 1
+        elif len(pending) - start > MAX_ENTRY_BYTES:
+            cut = start + _utf8_cut(pending[start:start + MAX_ENTRY_BYTES + 1], MAX_ENTRY_BYTES)
+            entries.append(pending[start:cut])
+            start = cut
+        else:
+            break
+    rest = pending[start:]
+    if final and rest:
+        entries.append(rest)
+        rest = b""
+    return entries, rest
+
+
 def _pump(source: IO[bytes], log: JsonlLog, stream: str) -> None:
+    """Copy a replica's stream into its log, entry by entry, holding at most one entry's worth
+    (plus one read) in memory whatever the job prints."""
+    pending = b""
     with source:
-        for raw in iter(source.readline, b""):
-            log.write(stream, raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        while True:
+            # read1: what the pipe has now (up to _READ_BYTES), not a wait for a full buffer.
+            chunk = source.read1(_READ_BYTES) if hasattr(source, "read1") else source.read(_READ_BYTES)
+            entries, pending = split_output(pending + chunk, final=not chunk)
+            for raw in entries:
+                log.write(stream, raw.decode("utf-8", errors="replace"))
+            if not chunk:
+                return
 
 
 # ------------------------------------------------------------------------------ process trees
@@ -153,9 +217,13 @@ class _ProcessTable:
     def tree(self, root: psutil.Process | None, pgid: int) -> set[psutil.Process]:
         """The root, the process group `pgid`, and every descendant of either (not this
         process)."""
-        pending = list(self.groups.get(pgid, []))
-        if root is not None and self.processes.get(root.pid) == root:
-            pending.append(root.pid)
+        return self.trees([] if root is None else [root], [pgid])
+
+    def trees(self, roots: Iterable[psutil.Process], pgids: Iterable[int]) -> set[psutil.Process]:
+        """The roots, the process groups `pgids`, and every descendant of any (not this
+        process)."""
+        pending = [pid for pgid in pgids for pid in self.groups.get(pgid, [])]
+        pending.extend(root.pid for root in roots if self.processes.get(root.pid) == root)
         found: set[int] = set()
         while pending:
             pid = pending.pop()
@@ -220,9 +288,11 @@ def _tree(root: psutil.Process | None, pgid: int) -> set[psutil.Process]:
     return _process_tables.fresh().tree(root, pgid)
 
 
-def _signal_all(processes: Iterable[psutil.Process], pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+def _signal_all(processes: Iterable[psutil.Process], pgids: Iterable[int], signum: int) -> None:
+    for pgid in pgids:
+        if pgid > 1:  # 0 would be the emulator's own group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signum)
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.send_signal(signum)
@@ -258,12 +328,12 @@ def kill_process_tree(root_pid: int | None, *, pgid: int, grace: float) -> None:
         with contextlib.suppress(psutil.Error):
             root = psutil.Process(root_pid)
     members = _tree(root, pgid)
-    _signal_all(members, pgid, signal.SIGTERM)
+    _signal_all(members, [pgid], signal.SIGTERM)
     _wait_gone(members, time.monotonic() + grace)
     # Look again: something may have forked while we waited.
     members = {p for p in _tree(root, pgid) if not _gone(p)}
     if members:
-        _signal_all(members, pgid, signal.SIGKILL)
+        _signal_all(members, [pgid], signal.SIGKILL)
         _wait_gone(members, time.monotonic() + 5.0)
 
 
@@ -274,21 +344,77 @@ def crash_process_tree(root_pid: int, *, pgid: int) -> None:
     with contextlib.suppress(psutil.Error):
         root = psutil.Process(root_pid)
     members = _tree(root, pgid)
-    _signal_all(members, pgid, signal.SIGKILL)
+    _signal_all(members, [pgid], signal.SIGKILL)
     _wait_gone(members, time.monotonic() + 5.0)
 
 
 # ----------------------------------------------------------------------------------- replicas
 
 
-def host_environment(base_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment every replica starts from: this host's (or `base_env`), with this
-    Python's bin directory first on PATH (jobs that run `python` get the emulator's Python and
-    its packages) and unbuffered Python output (lines reach the log as they are printed)."""
-    env = dict(os.environ if base_env is None else base_env)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+# The marker every job process carries (children inherit it): how the next start finds what a
+# crashed emulator left running, even a process whose pid it never got to record.
+INSTANCE_ENV = "GCPJOBS_EMULATOR_INSTANCE"
+EMULATOR_HOST_ENV = "GCPJOBS_EMULATOR_HOST"  # the same name the clients read (clients/target.py)
+EMULATOR_REST_HOST_ENV = "GCPJOBS_EMULATOR_REST_HOST"
+# Copied from the emulator's environment when set: what a program needs to find its user's
+# files and speak its language, nothing that could hold a credential.
+_HOST_VARIABLES = ("HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ")
+_DEFAULT_LOCALE = "C.UTF-8"
+
+
+def instance_marker(data_dir: Path) -> str:
+    """The value of INSTANCE_ENV for the emulator of `data_dir` (one per data dir: the lock
+    file lets one emulator at a time use it, so at start every process carrying it is a
+    leftover)."""
+    resolved = str(data_dir.expanduser().resolve())
+    return hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+@dataclass
+class JobEnvironment:
+    """What every job process starts from, instead of the emulator's own environment (the
+    user's shell, with whatever tokens it holds): docs/emulator.md, Job environment.
+
+    * PATH: this Python's bin directory first (a job running `python` gets the emulator's
+      Python and its packages), then the emulator's PATH;
+    * HOME, USER, LOGNAME, the locale (LANG, LANGUAGE, LC_*; C.UTF-8 when none is set), TZ;
+    * TMPDIR: a `tmp` directory inside the process's working directory;
+    * PYTHONUNBUFFERED=1 (lines reach the log as they are printed);
+    * GCPJOBS_EMULATOR_HOST / GCPJOBS_EMULATOR_REST_HOST: this emulator, so that code in a job
+      can call the emulated APIs; GCPJOBS_EMULATOR_INSTANCE: the crash-recovery marker;
+    * the emulator's variables named by `passed` (`--pass-env NAME`, shell-style patterns
+      such as `AWS_*` allowed).
+
+    The caller adds what the service sets (CLOUD_ML_JOB_ID, CLOUD_RUN_TASK_INDEX, ...) and the
+    job's own env on top. The addresses are set once the servers listen.
+    """
+
+    data_dir: Path
+    passed: Sequence[str] = ()
+    emulator_host: str = ""
+    emulator_rest_host: str = ""
+
+    def for_process(self, workdir: Path) -> dict[str, str]:
+        host = os.environ
+        env = {name: host[name] for name in _HOST_VARIABLES if host.get(name)}
+        env.update({name: value for name, value in host.items() if name.startswith("LC_")})
+        if not any(name in env for name in ("LANG", "LC_ALL", "LC_CTYPE")):
+            env["LANG"] = _DEFAULT_LOCALE
+        env["PATH"] = os.pathsep.join(
+            part for part in (os.path.dirname(sys.executable), host.get("PATH", os.defpath)) if part
+        )
+        temporary = workdir / "tmp"
+        temporary.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(temporary)
+        env["PYTHONUNBUFFERED"] = "1"
+        for pattern in self.passed:
+            env.update({name: value for name, value in host.items() if fnmatch.fnmatchcase(name, pattern)})
+        if self.emulator_host:
+            env[EMULATOR_HOST_ENV] = self.emulator_host
+        if self.emulator_rest_host:
+            env[EMULATOR_REST_HOST_ENV] = self.emulator_rest_host
+        env[INSTANCE_ENV] = instance_marker(self.data_dir)
+        return env
 
 
 def command_line(
@@ -369,6 +495,9 @@ class ReplicaProcess:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
+                # The emulator keeps its own files private (umask 077); what a job writes is
+                # the job's, made as a login shell would make it.
+                umask=0o022,
             )
         except FileNotFoundError:
             self._log.close()
@@ -535,28 +664,84 @@ def forget_pids(job_path: Path) -> None:
         (job_path / _REPLICAS_FILE).unlink()
 
 
-def kill_leftovers(job_path: Path, grace: float) -> int:
-    """Stop replicas that a crashed emulator left running for this job; returns how many."""
-    records_path = job_path / _REPLICAS_FILE
-    try:
-        records = json.loads(records_path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return 0
-    stopped = 0
-    for record in records:
-        pid = int(record["pid"])
-        root: int | None = pid
+def _recorded_roots(job_paths: Iterable[Path]) -> tuple[list[psutil.Process], list[int]]:
+    """The processes the `replicas.json` of these jobs name (those still the same process) and
+    their groups; the files are read, not removed."""
+    roots: list[psutil.Process] = []
+    groups: list[int] = []
+    for job_path in job_paths:
         try:
-            process = psutil.Process(pid)
-            # The pid may have been reused since: only a process started at that time is ours.
-            if abs(process.create_time() - float(record["create_time"])) > 0.01:
-                root = None
+            records = json.loads((job_path / _REPLICAS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for record in records:
+            pid = int(record["pid"])
+            # The group outlives its leader; Linux does not hand out a pid that is still a live
+            # group's id, so whatever is in group `pid` was started by this replica.
+            groups.append(pid)
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                # The pid may have been reused since: only a process started then is ours.
+                if abs(process.create_time() - float(record["create_time"])) <= 0.01:
+                    roots.append(process)
+    return roots, groups
+
+
+def _marked(marker: str) -> list[psutil.Process]:
+    """This user's processes whose environment carries INSTANCE_ENV=`marker` (one pass over
+    the table; other users' environments are not readable, and not ours anyway)."""
+    uid = os.getuid()
+    found: list[psutil.Process] = []
+    for process in psutil.process_iter(["uids"]):
+        uids = process.info["uids"]
+        if uids is None or uids.real != uid or process.pid == os.getpid():
+            continue
+        try:
+            # /proc/PID/environ is the environment the process was started with: a job that
+            # removes the variable from its own os.environ is still found.
+            if process.environ().get(INSTANCE_ENV) == marker:
+                found.append(process)
         except psutil.Error:
-            root = None
-        # The group outlives its leader; Linux does not hand out a pid that is still a live
-        # group's id, so whatever is in group `pid` was started by this replica.
-        kill_process_tree(root, pgid=pid, grace=grace)
-        stopped += 1
-    with contextlib.suppress(FileNotFoundError):
-        records_path.unlink()
-    return stopped
+            continue
+    return found
+
+
+def stop_leftovers(data_dir: Path, job_paths: Iterable[Path], grace: float) -> int:
+    """Stop every process a crashed emulator of `data_dir` left running; returns how many.
+
+    Two ways to find them, because either alone misses some:
+
+    * the marker: every job process starts with INSTANCE_ENV set to this data dir's marker
+      and its children inherit it, so a replica is found even when the emulator died between
+      starting it and writing its pid down (3 of 144 replicas survived a crash that way), and
+      so is a grandchild that started its own session;
+    * the record: the pids in each unfinished job's `replicas.json` (`job_paths`), their
+      process groups and descendants, for a process that was started with a cleared
+      environment (`env -i`) after its pid was written.
+
+    All of them are stopped together, SIGTERM, one `grace` period, SIGKILL: a thousand
+    unfinished jobs cost two readings of the process table and one grace period, not one each
+    (a restart with 300 took 36 s). Meant for start-up, when the data dir's lock says no other
+    emulator runs its jobs.
+    """
+    paths = list(job_paths)
+    marker = instance_marker(data_dir)
+    roots, groups = _recorded_roots(paths)
+    roots.extend(_marked(marker))
+    table = _process_tables.fresh()
+    members = table.trees(roots, groups)
+    stopped = {process.pid for process in members}
+    if members:
+        _signal_all(members, groups, signal.SIGTERM)
+        _wait_gone(members, time.monotonic() + grace)
+        # Look again: something may have forked while we waited (children carry the marker).
+        roots.extend(_marked(marker))
+        members = {p for p in _process_tables.fresh().trees(roots, groups) if not _gone(p)}
+        stopped.update(process.pid for process in members)
+        if members:
+            _signal_all(members, groups, signal.SIGKILL)
+            _wait_gone(members, time.monotonic() + 5.0)
+    for job_path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            (job_path / _REPLICAS_FILE).unlink()
+    return len(stopped)

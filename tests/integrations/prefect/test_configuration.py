@@ -116,6 +116,23 @@ async def test_flow_run_gets_prefects_command_env_labels_and_name(cls: Configura
 
 
 @pytest.mark.parametrize("cls", CONFIGURATIONS, ids=lambda c: c.kind)
+async def test_an_unknown_job_variable_fails_the_submission(cls: Configuration) -> None:
+    """Issue 12, finding 10: Prefect's rendering dropped it, and the job ran on the default
+    machine."""
+    text = await error_for(cls, vertex_values(regoin="europe-west4"))
+    assert text.startswith("job variable regoin: is not a variable of this work pool; "
+                           "did you mean 'region'?"), text
+    if cls is VertexJobConfiguration:
+        text = await error_for(cls, vertex_values(machine_typo="n1-highmem-8"))
+        assert "did you mean 'machine_type'?" in text, text
+    text = await error_for(cls, vertex_values(zzz_unrelated=1))
+    assert "prefect work-pool inspect" in text
+    # Prefect's dotted form names a known variable's key: accepted.
+    spec = await spec_for(cls, vertex_values(**{"env.MODE": "nightly"}))
+    assert spec.env["MODE"] == "nightly"
+
+
+@pytest.mark.parametrize("cls", CONFIGURATIONS, ids=lambda c: c.kind)
 async def test_job_variables_add_to_prefects_env(cls: Configuration) -> None:
     spec = await spec_for(cls, vertex_values(env={"MODE": "nightly", "EPOCHS": "3"}))
     assert spec.env["MODE"] == "nightly" and spec.env["EPOCHS"] == "3"

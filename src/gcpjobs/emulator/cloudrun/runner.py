@@ -1,10 +1,11 @@
 """Runs a Cloud Run execution's tasks as local process trees, as Cloud Run schedules them.
 
 `task_count` tasks, at most `parallelism` running at once; each task attempt runs the first
-container's `command + args` (see executor.py: own session, JSONL output, kill tree) with the
-variables Cloud Run sets (reference §4.6): CLOUD_RUN_JOB, CLOUD_RUN_EXECUTION,
-CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_ATTEMPT (0 first, +1 per retry), CLOUD_RUN_TASK_COUNT, plus
-the container's `env` (secret references resolved from the local secret store, secrets.py).
+container's `command + args` (see executor.py: own session, JSONL output, kill tree), from the
+emulator's small job environment (executor.JobEnvironment), with the variables Cloud Run sets
+(reference §4.6): CLOUD_RUN_JOB, CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX,
+CLOUD_RUN_TASK_ATTEMPT (0 first, +1 per retry), CLOUD_RUN_TASK_COUNT, plus the container's `env`
+(secret references resolved from the local secret store, secrets.py).
 
 A failed attempt (non-zero exit, killed, could not start, unknown secret, or past the task
 timeout, which is per attempt and kills the tree) is retried up to `max_retries` times, at
@@ -36,17 +37,18 @@ from gcpjobs.emulator.cloudrun.secrets import SecretError, SecretStore
 from gcpjobs.emulator.config import Timings
 from gcpjobs.emulator.executor import (
     SERVICE_LOG,
+    JobEnvironment,
     LaunchError,
     ReplicaLaunch,
     ReplicaProcess,
     command_line,
     forget_pids,
-    host_environment,
     record_pids,
     signal_text,
     stop_all,
     write_notes,
 )
+from gcpjobs.emulator.names import path_under
 from gcpjobs.emulator.threads import AdvanceError, RunThreads, hold
 
 _log = logging.getLogger(__name__)
@@ -63,9 +65,11 @@ IMAGES_NOTE = (
 
 
 def execution_dir(data_dir: Path, name: str) -> Path:
-    """`projects/P/locations/L/jobs/J/executions/E` → `DATA_DIR/executions/P/L/E`."""
+    """`projects/P/locations/L/jobs/J/executions/E` → `DATA_DIR/executions/P/L/E`; ValueError
+    for a name whose ids could lead outside it (names.path_under: the service checks names
+    first, this is the defence in depth)."""
     parts = name.split("/")
-    return data_dir / "executions" / parts[1] / parts[3] / parts[7]
+    return path_under(data_dir / "executions", parts[1], parts[3], parts[7])
 
 
 def exit_reason(returncode: int) -> str:
@@ -133,10 +137,17 @@ class _Attempt:
 class TaskLauncher:
     """What one attempt of one task of an execution runs, and with which environment."""
 
-    def __init__(self, execution: run_v2.Execution, directory: Path, secrets: SecretStore) -> None:
+    def __init__(
+        self,
+        execution: run_v2.Execution,
+        directory: Path,
+        secrets: SecretStore,
+        environment: JobEnvironment,
+    ) -> None:
         self.execution = execution
         self.directory = directory
         self._secrets = secrets
+        self._environment = environment
         self._execution_id = execution.name.rsplit("/", 1)[-1]
 
     def logs(self) -> Path:
@@ -151,7 +162,8 @@ class TaskLauncher:
             replica, container.command, container.args, container.image,
             "template.template.containers[0].command",
         )
-        env = host_environment()
+        workdir = self.directory / "tasks" / f"task-{index}"
+        env = self._environment.for_process(workdir)
         env.update(
             CLOUD_RUN_JOB=self.execution.job,
             CLOUD_RUN_EXECUTION=self._execution_id,
@@ -172,7 +184,7 @@ class TaskLauncher:
             name=replica,
             argv=argv,
             env=env,
-            workdir=self.directory / "tasks" / f"task-{index}",
+            workdir=workdir,
             log_path=self.logs() / f"{replica}.jsonl",
         )
         return launch, [IMAGES_NOTE, note]

@@ -2,7 +2,8 @@
 
 The real service starts `image_uri` with `command` + `args` on one VM per replica. The emulator
 records the image but does not pull it: it runs `command` + `args` as a local process, in a
-working directory of its own, with the variables Vertex sets (reference §2): CLOUD_ML_JOB_ID,
+working directory of its own, from the emulator's small job environment (executor.JobEnvironment:
+not the emulator's own), with the variables Vertex sets (reference §2): CLOUD_ML_JOB_ID,
 CLUSTER_SPEC, TF_CONFIG (distributed jobs only, as on Vertex), AIP_MODEL_DIR /
 AIP_CHECKPOINT_DIR / AIP_TENSORBOARD_LOG_DIR when `base_output_directory` is set.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +23,10 @@ from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
 from gcpjobs.emulator.executor import (
+    JobEnvironment,
     LaunchError,
     ReplicaLaunch,
     command_line,
-    host_environment,
     job_dir,
     logs_dir,
 )
@@ -82,9 +82,11 @@ def plan_replicas(
     job: aiplatform_v1.CustomJob,
     *,
     data_dir: Path,
-    base_env: Mapping[str, str] | None = None,
+    environment: JobEnvironment | None = None,
 ) -> ReplicaPlan:
-    """One launch per replica of every pool in use, workerpool0-0 (the primary) first."""
+    """One launch per replica of every pool in use, workerpool0-0 (the primary) first; each
+    replica's environment starts from `environment` (default: one for `data_dir`)."""
+    environment = environment or JobEnvironment(data_dir)
     job_id = job.name.rsplit("/", 1)[-1]
     spec = job.job_spec
     pools = _pools_in_use(spec)
@@ -106,8 +108,7 @@ def plan_replicas(
         "The gcpjobs emulator runs each replica's command and args as a local process on this "
         "host; container images are recorded, not pulled.",
     ]
-    shared = host_environment(base_env)
-    shared["CLOUD_ML_JOB_ID"] = job_id
+    shared: dict[str, str] = {"CLOUD_ML_JOB_ID": job_id}
     shared[GCS_ROOT_ENV] = str(gcs_root(data_dir))
     output_uri = spec.base_output_directory.output_uri_prefix
     if output_uri:
@@ -130,7 +131,9 @@ def plan_replicas(
             replica = f"workerpool{index}-{replica_index}"
             argv, note = _argv(pool, replica)
             notes.append(note)
-            env = dict(shared)
+            workdir = job_dir(data_dir, job_id) / "replicas" / replica
+            env = environment.for_process(workdir)
+            env.update(shared)
             env["CLUSTER_SPEC"] = json.dumps(
                 {
                     "cluster": cluster,
@@ -154,7 +157,7 @@ def plan_replicas(
                     name=replica,
                     argv=argv,
                     env=env,
-                    workdir=job_dir(data_dir, job_id) / "replicas" / replica,
+                    workdir=workdir,
                     log_path=logs_dir(data_dir, job_id) / f"{replica}.jsonl",
                 )
             )

@@ -23,6 +23,7 @@ from google.cloud.aiplatform_v1 import JobState as State
 
 from gcpjobs.emulator.config import Timings as Timings  # re-exported (older imports)
 from gcpjobs.emulator.executor import (
+    JobEnvironment,
     JobExecution,
     LaunchError,
     Outcome,
@@ -136,8 +137,10 @@ class ProcessRunner:
         sink: StateSink,
         timings: Callable[[], Timings],
         web_access_uri: Callable[[str, str], str],
+        environment: JobEnvironment | None = None,
     ) -> None:
         self._data_dir = data_dir
+        self._environment = environment or JobEnvironment(data_dir)
         self._sink = sink
         self._timings = timings
         self._web_access_uri = web_access_uri
@@ -252,7 +255,7 @@ class ProcessRunner:
 
         job_id = name.rsplit("/", 1)[-1]
         try:
-            plan = plan_replicas(job, data_dir=self._data_dir)
+            plan = plan_replicas(job, data_dir=self._data_dir, environment=self._environment)
         except LaunchError as error:
             write_service_log(self._data_dir, job_id, [error.message])
             return self._finish(name, control, State.JOB_STATE_FAILED,

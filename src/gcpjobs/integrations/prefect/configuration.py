@@ -28,7 +28,13 @@ from pydantic import Field, ValidationError, field_validator
 from gcpjobs.errors import SpecError
 from gcpjobs.integrations.prefect.credentials import GcpJobsCredentials
 from gcpjobs.integrations.prefect.templates import JOB_KEY
-from gcpjobs.specs.base import parse_duration, scalar_text, spec_error_from, type_name
+from gcpjobs.specs.base import (
+    closest,
+    parse_duration,
+    scalar_text,
+    spec_error_from,
+    type_name,
+)
 from gcpjobs.specs.cloudrun import CloudRunJob, SecretRef, suggest_job_name
 from gcpjobs.specs.container import labels_as_text
 from gcpjobs.specs.labels import sanitize_labels
@@ -190,6 +196,27 @@ class GcpJobsJobConfiguration(BaseJobConfiguration):
         except ValidationError as exc:
             error = spec_error_from(exc)
             raise job_variable_error(error.reason, error.field) from None
+
+    @classmethod
+    async def from_template_and_values(  # type: ignore[override]
+        cls, base_job_template: dict[str, Any], values: dict[str, Any], client: Any = None,
+    ) -> Any:
+        """Prefect's rendering, after refusing job variables the work pool does not declare:
+        Prefect drops them silently, so `machine_typo=...` would run on the default machine.
+        (`env.NAME` style keys count as their first part.)"""
+        known = set(base_job_template.get("variables", {}).get("properties", {}))
+        for key in values:
+            top = str(key).split(".", 1)[0]
+            if top not in known:
+                near = closest(top, known)
+                hint = (f"did you mean {near[0]!r}?" if near
+                        else "`prefect work-pool inspect POOL` lists its variables")
+                raise job_variable_error(
+                    f"is not a variable of this work pool; {hint} (nothing was submitted)",
+                    str(key),
+                )
+        return await super().from_template_and_values(base_job_template, values,
+                                                       client=client)
 
     @field_validator("labels", mode="before")
     @classmethod
