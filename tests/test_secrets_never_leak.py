@@ -3,11 +3,11 @@ errors, the emulator's records (SQLite and every file under its data directory) 
 
 The secrets: a Secret Manager value (the emulator's local store, read by a Cloud Run job through
 a SecretRef), a plain env value whose name looks secret, a remote step's signing key
-(`GCPJOBS_STEP_KEY`), and a service-account key file's private key. The jobs check that they
+(kept in a per-run Secret Manager secret, never in the job), and a service-account key file's private key. The jobs check that they
 received their secrets (by hash) and never print them: a job printing its own secret would be the
 user's doing.
 
-Plain env values (the step key is one) are part of the job itself: the real services keep them
+Plain env values are part of the job itself: the real services keep them
 in the job's record and return them from GetCustomJob / GetJob, and so does the emulator's SQLite
 store. For those values the store is therefore not scanned; every other file is.
 """
@@ -25,7 +25,7 @@ import yaml
 from google.cloud import aiplatform_v1
 
 from gcpjobs.emulator.process import EmulatorProcess
-from gcpjobs.steps.signing import KEY_ENV
+from gcpjobs.steps.signing import KEY_ENV, KEY_SECRET_ENV
 from tests.cli.support import clean_env, gcpjobs
 from tests.clients.conftest import official_client, unique_label
 from tests.steps import functions
@@ -194,15 +194,19 @@ def test_errors_do_not_echo_secret_values(tmp_path: Path, key_file: Path) -> Non
     assert_absent("BEGIN PRIVATE KEY", "the credentials error", result.stdout + result.stderr)
 
 
-def test_a_remote_steps_key_stays_out_of_logs_and_the_store(
+def test_a_remote_steps_key_stays_out_of_the_job_logs_and_the_store(
     tmp_path: Path, emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gcpjobs import run_remote
+    from gcpjobs.steps import signing
 
     point_at(monkeypatch, emulator, tmp_path)
     store = tmp_path / "store"
     monkeypatch.setenv("GCPJOBS_STEP_STORE", str(store))
     monkeypatch.syspath_prepend(str(REPO))
+    # The key a call makes, known here so that it can be looked for everywhere.
+    key = bytes.fromhex("5e" * 16 + "c7" * 16)
+    monkeypatch.setattr(signing, "new_key", lambda: key)
     label = unique_label()
     assert run_remote(functions.add, 2, 3, settings={"labels": {"test": label}}) == 5
 
@@ -210,15 +214,19 @@ def test_a_remote_steps_key_stays_out_of_logs_and_the_store(
     job = step_job(client, label)
     assert job.state == aiplatform_v1.JobState.JOB_STATE_SUCCEEDED
     env = {var.name: var.value for var in job.job_spec.worker_pool_specs[0].container_spec.env}
-    key = env[KEY_ENV]
-    assert len(key) == 64  # the job got it, in hex
+    assert KEY_ENV not in env  # the job's spec names the key's secret, never the key
+    assert env[KEY_SECRET_ENV].startswith("projects/gcpjobs-local/secrets/gcpjobs-step-")
 
+    spellings = (key.hex(), key.hex().upper())
     scanned = 0
     for path in sorted(store.rglob("*")):
         if path.is_file():
-            assert_absent(key, f"the step store ({path.relative_to(store)})", path.read_bytes())
-            assert_absent(bytes.fromhex(key).hex().upper(), "the step store", path.read_bytes())
+            for text in spellings:
+                assert_absent(text, f"the step store ({path.relative_to(store)})",
+                              path.read_bytes())
             scanned += 1
     assert scanned >= 2  # at least the payload and the result
-    assert scan_data_dir(emulator, key, skip_store=True) > 0
-    assert_absent(key, "the emulator's output", "\n".join(emulator.output))
+    # The job record too, now: nothing in the job holds the key (and its secret is deleted).
+    for text in spellings:
+        assert scan_data_dir(emulator, text, skip_store=False) > 0
+        assert_absent(text, "the emulator's output", "\n".join(emulator.output))

@@ -4,7 +4,8 @@
 
 `fit` is an ordinary Prefect task (retries, caching, the UI) that calls a remote function: the
 training runs as a Vertex AI custom job with a GPU (on the emulator: a local process), and its
-return value comes back to the task as if it had run there.
+return value comes back to the task as if it had run there. It runs on the emulator unless
+GCPJOBS_TARGET=gcp is set.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from prefect import flow, task
 
 import gcpjobs
 
+# An example never reaches real GCP unless asked to (GCPJOBS_TARGET=gcp).
+os.environ.setdefault("GCPJOBS_TARGET", "emulator")
 os.environ.setdefault("GCPJOBS_STEP_IMAGE", "python:3.11-slim")
 
 # `training.train` stays importable as itself, so the job imports `training` (NumPy only),

@@ -2,9 +2,9 @@
 
     GCPJOBS_STEP_IMAGE=python:3.11-slim python examples/steps/train_script.py
 
-With no Google project configured it runs on the embedded emulator (as a local process); with
-one, on Vertex AI, where the image must have gcpjobs and numpy installed and the store must be
-a bucket (GCPJOBS_STEP_STORE=gs://BUCKET/steps). `training.py` beside this file is not
+It runs on the embedded emulator (as a local process), even with a Google project configured;
+`GCPJOBS_TARGET=gcp` sends it to Vertex AI, where the image must have gcpjobs and numpy
+installed and the store must be a bucket (GCPJOBS_STEP_STORE=gs://BUCKET/steps). `training.py` beside this file is not
 installed anywhere: it reaches the job in the code archive.
 """
 
@@ -19,6 +19,8 @@ from training import accuracy, make_data
 
 import gcpjobs
 
+# An example never reaches real GCP unless asked to (GCPJOBS_TARGET=gcp).
+os.environ.setdefault("GCPJOBS_TARGET", "emulator")
 # On the emulator the image is only recorded; on Vertex AI it is what runs.
 os.environ.setdefault("GCPJOBS_STEP_IMAGE", "python:3.11-slim")
 

@@ -30,7 +30,7 @@ def where_am_i() -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "run_id": os.environ.get("GCPJOBS_STEP_RUN_ID"),
-        "has_key": "GCPJOBS_STEP_KEY" in os.environ,
+        "has_key": any(name.startswith("GCPJOBS_STEP_KEY") for name in os.environ),
         "vertex_job": os.environ.get("CLOUD_ML_JOB_ID"),
         "cloud_run_execution": os.environ.get("CLOUD_RUN_EXECUTION"),
     }

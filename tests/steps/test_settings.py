@@ -30,6 +30,7 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str, str]] = [
     ({"command": ["python", "train.py"]}, "command", "set by gcpjobs for remote steps"),
     ({"args": ["--epochs", "3"]}, "args", "set by gcpjobs for remote steps"),
     ({"env": {"GCPJOBS_STEP_KEY": "mine"}}, "env", "set by gcpjobs for each remote step"),
+    ({"env": {"GCPJOBS_STEP_KEY_SECRET": "x"}}, "env", "set by gcpjobs for each remote step"),
     ({"env": {"1BAD": "x"}}, "env", "not starting with a digit"),
     ({"extra_worker_pools": [{"replica_count": 2}]}, "extra_worker_pools", "one machine"),
     ({"kind": "cloud-run", "task_count": 3}, "task_count", "must be 1 for a remote step"),
@@ -46,6 +47,8 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str, str]] = [
     ({"python": "python -u"}, "python", "as one word"),
     ({"python": ""}, "python", "as one word"),
 ]
+
+SECRET = "projects/p/secrets/gcpjobs-step-1/versions/1"
 
 
 def assert_one_line(error: BaseException, field: str, fragment: str) -> None:
@@ -98,20 +101,27 @@ def test_settings_are_merged_field_by_field() -> None:
     merged = base.merged({"labels": {"b": "2"}, "kind": "vertex"})
     assert merged.fields == {"machine_type": "n1-standard-8", "labels": {"b": "2"}}
     spec = merged.job_spec(function_name="m.train", image="img", run_url="/s/runs/1",
-                           key_hex="ab" * 32)
+                           key_secret=SECRET)
     assert spec.name == "step-train" and spec.machine_type == "n1-standard-8"
     assert spec.command == ["python", "-m", "gcpjobs.steps.entrypoint"]
     assert spec.args == ["/s/runs/1"]
-    assert spec.env["GCPJOBS_STEP_KEY"] == "ab" * 32
+    assert spec.env["GCPJOBS_STEP_KEY_SECRET"] == SECRET
+    assert "GCPJOBS_STEP_KEY" not in spec.env  # the key itself is never in the spec
     run = StepSettings.parse({"kind": "cloud-run"}).job_spec(
-        function_name="m.Train_Model", image="img", run_url="/s/runs/1", key_hex="ab" * 32)
+        function_name="m.Train_Model", image="img", run_url="/s/runs/1", key_secret=SECRET)
     assert run.name == "step-train-model" and run.max_retries == 0
 
 
-def test_the_key_is_redacted_in_previews() -> None:
-    spec = StepSettings.parse({}).job_spec(function_name="f", image="img", run_url="/s/runs/1",
-                                           key_hex="ab" * 32)
-    assert "ab" * 32 not in spec.preview()
+def test_the_spec_names_the_key_secret_and_the_emulator() -> None:
+    spec = StepSettings.parse({"env": {"A": "1"}}).job_spec(
+        function_name="f", image="img", run_url="/s/runs/1", key_secret=SECRET,
+        emulator_host="127.0.0.1:9")
+    assert spec.env == {"A": "1", "GCPJOBS_STEP_KEY_SECRET": SECRET,
+                        "GCPJOBS_EMULATOR_HOST": "127.0.0.1:9"}
+    own = StepSettings.parse({"env": {"GCPJOBS_EMULATOR_HOST": "h:1"}}).job_spec(
+        function_name="f", image="img", run_url="/s/runs/1", key_secret=SECRET,
+        emulator_host="127.0.0.1:9")
+    assert own.env["GCPJOBS_EMULATOR_HOST"] == "h:1"
 
 
 # ---------------------------------------------------------------------- configured once

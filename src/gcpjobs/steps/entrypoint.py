@@ -1,7 +1,9 @@
 """The job's side of a remote step: `python -m gcpjobs.steps.entrypoint RUN_URL`.
 
-1. Read the payload from `RUN_URL/payload` and verify its signature with the key in
-   `$GCPJOBS_STEP_KEY`; a payload that does not verify is refused (nothing is unpickled).
+1. Read the call's key from the Secret Manager secret version `$GCPJOBS_STEP_KEY_SECRET` names
+   (keys.py; into memory only: it is never put in any environment), then the payload from
+   `RUN_URL/payload`, and verify its signature; a payload that does not verify is refused
+   (nothing is unpickled).
 2. Mark the run started (so a caller can tell "never started" from "died while running").
 3. Extract the code archive the payload names, check it against its digest, and put it first
    on `sys.path`.
@@ -10,8 +12,9 @@
    same key, to `RUN_URL/result`.
 
 Exit status: 0 the function returned; 1 it raised; 2 the step could not run (the payload was
-refused, or the store could not be read or written). This module starts fast: it imports no
-Google library, no pydantic and, for a local store, not even fsspec.
+refused, the key or the store could not be read, or the store not written). This module
+starts fast: importing it loads no Google library, no pydantic and, for a local store, not
+even fsspec; the Secret Manager client is loaded when the key is read.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from gcpjobs.steps.payload import (
     load_call,
     python_version,
 )
-from gcpjobs.steps.signing import KEY_ENV, SignatureError, key_from_hex, seal, unseal
+from gcpjobs.steps.signing import KEY_SECRET_ENV, SignatureError, seal, unseal
 from gcpjobs.steps.store import (
     PAYLOAD,
     RESULT,
@@ -143,15 +146,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"usage: python -m {ENTRYPOINT_MODULE} RUN_URL")
         return EXIT_NOT_RUN
     # Taken out of the environment: the function and what it starts have no use for it.
-    key_text = os.environ.pop(KEY_ENV, "")
-    if not key_text:
-        _say(f"{KEY_ENV} is not set; remote steps are started by gcpjobs.remote / run_remote")
+    key_secret = os.environ.pop(KEY_SECRET_ENV, "")
+    if not key_secret:
+        _say(f"{KEY_SECRET_ENV} is not set; remote steps are started by gcpjobs.remote / "
+             "run_remote")
         return EXIT_NOT_RUN
     try:
-        key = key_from_hex(key_text)
         store_url, run_id = split_run_url(arguments[0])
     except ValueError as error:
         _say(str(error))
+        return EXIT_NOT_RUN
+    try:
+        from gcpjobs.steps.keys import read_key
+
+        key = read_key(key_secret)
+    except Exception as error:  # the Secret Manager client's, or a malformed key
+        _say(f"cannot read the step's key from Secret Manager ({key_secret}): "
+             f"{type(error).__name__}: {getattr(error, 'message', None) or error}; on Google "
+             "Cloud the job's service account needs roles/secretmanager.secretAccessor on it")
         return EXIT_NOT_RUN
     os.environ[RUN_ID_ENV] = run_id
     try:

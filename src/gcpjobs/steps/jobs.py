@@ -6,7 +6,8 @@ cancelled before the cancellation goes on, also when it comes while the create i
 flight (the create is let finish, so that there is a name to cancel).
 
 Finding a step again (`step_record`): its job record holds all that is needed to read the
-outcome, the run's URL (the job's only argument) and the key (in its environment).
+outcome, the run's URL (the job's only argument) and the name of the Secret Manager version
+that holds the key (in its environment; the key itself is read from there, keys.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gcpjobs.clients.protocol import JobClient
 from gcpjobs.errors import GcpJobsError
 from gcpjobs.results import JobResult, JobStatus
 from gcpjobs.steps.payload import ENTRYPOINT_MODULE
-from gcpjobs.steps.signing import KEY_ENV, key_from_hex
+from gcpjobs.steps.signing import KEY_SECRET_ENV
 
 logger = logging.getLogger("gcpjobs.steps")
 
@@ -79,7 +80,7 @@ async def finish_quietly(client: JobClient, spec: Any, name: str) -> None:
 @dataclass(frozen=True)
 class StepRecord:
     run_url: str
-    key: bytes
+    key_secret: str  # the Secret Manager version holding the key
 
 
 def record_from_container(
@@ -91,12 +92,11 @@ def record_from_container(
             f"job {name} is not a gcpjobs remote step (its command is not `python -m "
             f"{ENTRYPOINT_MODULE} RUN_URL`); `gcpjobs status {name}` shows how it ended"
         )
-    try:
-        key = key_from_hex(env.get(KEY_ENV, ""))
-    except ValueError as error:
-        raise GcpJobsError(f"job {name} carries no usable step key ({error}); its outcome "
-                           "cannot be verified") from None
-    return StepRecord(run_url=args[0], key=key)
+    key_secret = env.get(KEY_SECRET_ENV, "")
+    if "/secrets/" not in key_secret or "/versions/" not in key_secret:
+        raise GcpJobsError(f"job {name} names no step key secret ({KEY_SECRET_ENV}); its "
+                           "outcome cannot be verified (a step made by an older gcpjobs?)")
+    return StepRecord(run_url=args[0], key_secret=key_secret)
 
 
 async def step_record(client: JobClient, name: str) -> tuple[str, StepRecord]:

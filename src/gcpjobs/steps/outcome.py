@@ -43,7 +43,9 @@ def _no_outcome(what: str, result: JobResult, started: bool, store: ArtifactStor
         message = (
             f"{what} did not start: job {status.name} ended {status.state}{said}; the image "
             "must be able to run `python -m gcpjobs.steps.entrypoint` (pip install gcpjobs in "
-            f"it, gcpjobs[gcs] for a gs:// store) and to read the artifact store {store.url}"
+            f"it, gcpjobs[gcs] for a gs:// store), to read the artifact store {store.url}, "
+            "and to read its key from Secret Manager (on Google Cloud the job's service "
+            "account needs roles/secretmanager.secretAccessor; the job's log says which failed)"
         )
     return RemoteStepError(message, job_name=status.name, state=str(status.state))
 

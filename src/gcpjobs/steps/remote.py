@@ -32,6 +32,9 @@ from gcpjobs.errors import GcpJobsError, RemoteStepError, SpecError
 from gcpjobs.steps.payload import RUN_ID_ENV, function_name
 
 if TYPE_CHECKING:
+    from gcpjobs.clients.protocol import JobClient
+    from gcpjobs.steps.jobs import StepRecord
+    from gcpjobs.steps.keys import KeyVault
     from gcpjobs.steps.outcome import Received
     from gcpjobs.steps.settings import StepSettings
 
@@ -55,9 +58,17 @@ async def _execute(
     from gcpjobs.clients.kinds import client_for_kind
     from gcpjobs.specs.labels import new_submission_id
     from gcpjobs.steps.jobs import finish_quietly, submit, wait_or_cancel
+    from gcpjobs.steps.keys import KeyVault
     from gcpjobs.steps.outcome import read_outcome
     from gcpjobs.steps.packaging import prepare_call
-    from gcpjobs.steps.settings import IMAGE_ENV, STORE_ENV, config_path, default_store, load_config
+    from gcpjobs.steps.settings import (
+        IMAGE_ENV,
+        PLACEHOLDER_KEY_SECRET,
+        STORE_ENV,
+        config_path,
+        default_store,
+        load_config,
+    )
     from gcpjobs.steps.signing import new_key
     from gcpjobs.steps.store import open_store
 
@@ -70,9 +81,14 @@ async def _execute(
     run_id = new_submission_id()
     key = new_key()
     name = function_name(function)
-    spec = settings.job_spec(function_name=name, image=image, run_url=store.run_url(run_id),
-                             key_hex=key.hex())
-    client = client_for_kind(settings.kind, project=spec.project, region=spec.region)
+
+    def job_spec(key_secret: str, emulator_host: str | None = None) -> Any:
+        return settings.job_spec(function_name=name, image=image, run_url=store.run_url(run_id),
+                                 key_secret=key_secret, emulator_host=emulator_host)
+
+    # Checked before anything is made; the key's secret is named once the project is known.
+    planned = job_spec(PLACEHOLDER_KEY_SECRET)
+    client = client_for_kind(settings.kind, project=planned.project, region=planned.region)
     async with client:
         # Resolving the target may boot the embedded emulator: meanwhile, pack the call.
         target, prepared = await asyncio.gather(
@@ -84,16 +100,32 @@ async def _execute(
             raise SpecError(f"{store.url} is a local directory, which a job on Google Cloud "
                             "cannot read; set store='gs://BUCKET/PREFIX' (pip install "
                             f"'gcpjobs[gcs]') or {STORE_ENV}", field="store")
-        status = await submit(client, spec, run_id)
-        logger.info("remote step %s: job %s created (%s); if this process stops waiting, "
-                    "`gcpjobs step result %s` fetches its outcome", name, status.name,
-                    prepared.describe(), status.job_id)
-        result = await wait_or_cancel(client, status)
+        vault = KeyVault(target, credentials=getattr(client, "credentials", None))
         try:
-            return await asyncio.to_thread(read_outcome, store, run_id, key, result,
-                                           what=f"remote step {name}")
+            secret = await asyncio.to_thread(
+                vault.store, run_id, key,
+                service_account=getattr(planned, "service_account", None))
+            spec = job_spec(secret.version, target.grpc_address if target.is_emulator else None)
+            try:
+                status = await submit(client, spec, run_id)
+            except BaseException:
+                # No job holds the key (or one whose create's reply was lost, which then
+                # fails to read it and writes no outcome): nothing is left to verify.
+                await asyncio.shield(asyncio.to_thread(vault.delete, secret))
+                raise
+            # From here the secret is kept until it expires (keys.SECRET_TTL_SECONDS): it is
+            # what lets `fetch_result` verify this outcome later, from any machine.
+            logger.info("remote step %s: job %s created (%s); if this process stops "
+                        "waiting, `gcpjobs step result %s` fetches its outcome", name,
+                        status.name, prepared.describe(), status.job_id)
+            result = await wait_or_cancel(client, status)
+            try:
+                return await asyncio.to_thread(read_outcome, store, run_id, key, result,
+                                               what=f"remote step {name}")
+            finally:
+                await finish_quietly(client, spec, status.name)
         finally:
-            await finish_quietly(client, spec, status.name)
+            await asyncio.to_thread(vault.close)
 
 
 # --------------------------------------------------------------------- synchronous callers
@@ -266,11 +298,9 @@ async def _fetch(
     timeout: float | None = None,
 ) -> Received:
     from gcpjobs.clients.kinds import client_for_kind, kind_of_name
-    from gcpjobs.results import JobResult
     from gcpjobs.steps.jobs import step_record
-    from gcpjobs.steps.outcome import read_outcome
+    from gcpjobs.steps.keys import KeyVault
     from gcpjobs.steps.settings import KINDS
-    from gcpjobs.steps.store import check_store_url, open_store, split_run_url
 
     if kind is not None and kind not in KINDS:
         raise SpecError(f"must be 'vertex' or 'cloud-run', got {kind!r}", field="kind")
@@ -282,24 +312,41 @@ async def _fetch(
     client = client_for_kind(chosen, project=project, region=region)
     async with client:
         full, record = await step_record(client, job_name)
+        vault = KeyVault(client.target, credentials=getattr(client, "credentials", None))
         try:
-            store_url, run_id = split_run_url(record.run_url)
-        except ValueError as error:
-            raise GcpJobsError(f"job {full} is not a gcpjobs remote step ({error})") from None
-        store = open_store(check_store_url(store_url, field=f"the store of job {full}"))
-        if wait:
-            result = await client.wait(full, timeout=timeout)
-        else:
-            status = await client.get(full)
-            if not status.is_terminal:
-                raise RemoteStepError(
-                    f"job {full} is still {status.state}; its outcome is not there yet: wait "
-                    "for it (wait=True, or `gcpjobs step result` without --no-wait)",
-                    job_name=full, state=str(status.state),
-                )
-            result = JobResult(status)
-        return await asyncio.to_thread(read_outcome, store, run_id, record.key, result,
-                                       what=f"the remote step of job {full}")
+            return await _fetch_verified(client, full, record, vault, wait=wait,
+                                         timeout=timeout)
+        finally:
+            await asyncio.to_thread(vault.close)
+
+
+async def _fetch_verified(
+    client: JobClient, full: str, record: StepRecord, vault: KeyVault, *, wait: bool,
+    timeout: float | None,
+) -> Received:
+    from gcpjobs.results import JobResult
+    from gcpjobs.steps.outcome import read_outcome
+    from gcpjobs.steps.store import check_store_url, open_store, split_run_url
+
+    try:
+        store_url, run_id = split_run_url(record.run_url)
+    except ValueError as error:
+        raise GcpJobsError(f"job {full} is not a gcpjobs remote step ({error})") from None
+    store = open_store(check_store_url(store_url, field=f"the store of job {full}"))
+    if wait:
+        result = await client.wait(full, timeout=timeout)
+    else:
+        status = await client.get(full)
+        if not status.is_terminal:
+            raise RemoteStepError(
+                f"job {full} is still {status.state}; its outcome is not there yet: wait "
+                "for it (wait=True, or `gcpjobs step result` without --no-wait)",
+                job_name=full, state=str(status.state),
+            )
+        result = JobResult(status)
+    key = await asyncio.to_thread(vault.read, record.key_secret)
+    return await asyncio.to_thread(read_outcome, store, run_id, key, result,
+                                   what=f"the remote step of job {full}")
 
 
 async def fetch_result_async(

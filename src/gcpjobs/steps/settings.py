@@ -34,7 +34,7 @@ from gcpjobs.errors import SpecError
 from gcpjobs.paths import data_dir
 from gcpjobs.specs.base import shown, type_name, unknown_field_message
 from gcpjobs.steps.payload import ENTRYPOINT_MODULE, first_line
-from gcpjobs.steps.signing import KEY_ENV
+from gcpjobs.steps.signing import KEY_ENV, KEY_SECRET_ENV
 from gcpjobs.steps.store import check_store_url
 
 if TYPE_CHECKING:
@@ -56,6 +56,10 @@ _CONFIG_KEYS = ("image", "store")
 # For checks made before an image is known (at decoration time).
 _PLACEHOLDER_IMAGE = "gcpjobs-step-image"
 _PLACEHOLDER_RUN_URL = "/gcpjobs-step-store/runs/0"
+PLACEHOLDER_KEY_SECRET = "projects/gcpjobs-local/secrets/gcpjobs-step-0/versions/1"
+# Set in a step's job on the emulator, so that its entry point reaches the emulator's Secret
+# Manager (the value is `gcpjobs.clients.target.EMULATOR_HOST_ENV`'s).
+_EMULATOR_HOST_ENV = "GCPJOBS_EMULATOR_HOST"
 
 
 def default_store() -> str:
@@ -210,7 +214,8 @@ class StepSettings:
             fields={key: value for key, value in given.items() if key not in STEP_KEYS},
         )
         settings.job_spec(function_name="step", image=settings.image or _PLACEHOLDER_IMAGE,
-                          run_url=_PLACEHOLDER_RUN_URL, key_hex="0" * 64)
+                          run_url=_PLACEHOLDER_RUN_URL,
+                          key_secret=PLACEHOLDER_KEY_SECRET)
         return settings
 
     def merged(self, overrides: Mapping[str, Any] | None) -> StepSettings:
@@ -227,8 +232,16 @@ class StepSettings:
         image = self.fields.get("image")
         return image if isinstance(image, str) else None
 
-    def job_spec(self, *, function_name: str, image: str, run_url: str, key_hex: str) -> JobSpec:
-        """The `VertexJob` or `CloudRunJob` that runs one call (SpecError if it cannot be)."""
+    def job_spec(
+        self, *, function_name: str, image: str, run_url: str, key_secret: str,
+        emulator_host: str | None = None,
+    ) -> JobSpec:
+        """The `VertexJob` or `CloudRunJob` that runs one call (SpecError if it cannot be).
+
+        `key_secret` is the Secret Manager version that holds the call's key (keys.py): the
+        spec names it and never holds the key. `emulator_host` (the emulator's gRPC address,
+        when the job runs there) lets the entry point reach the emulator's Secret Manager;
+        the job's own `GCPJOBS_EMULATOR_HOST` wins."""
         from gcpjobs.specs.cloudrun import CloudRunJob, suggest_job_name
         from gcpjobs.specs.vertex import VertexJob
 
@@ -253,7 +266,11 @@ class StepSettings:
             if spec.task_count != 1:
                 raise SpecError(f"must be 1 for a remote step (one call runs once), got "
                                 f"{spec.task_count}", field="task_count")
-        if KEY_ENV in spec.env:
-            raise SpecError(f"{KEY_ENV} is set by gcpjobs for each remote step; remove it",
-                            field="env")
-        return spec.with_overrides(env={**spec.env, KEY_ENV: key_hex})
+        for variable in (KEY_SECRET_ENV, KEY_ENV):
+            if variable in spec.env:
+                raise SpecError(f"{variable} is set by gcpjobs for each remote step; remove it",
+                                field="env")
+        env = {**spec.env, KEY_SECRET_ENV: key_secret}
+        if emulator_host:
+            env.setdefault(_EMULATOR_HOST_ENV, emulator_host)
+        return spec.with_overrides(env=env)

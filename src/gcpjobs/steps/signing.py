@@ -1,7 +1,9 @@
 """Sealed envelopes: what a remote step writes to the artifact store, signed with HMAC-SHA256.
 
-Each call gets its own random key; the caller keeps it and the job receives it in its
-environment (`KEY_ENV`), never in the store. Both sides refuse an envelope whose signature does
+Each call gets its own random key; the caller keeps it in memory and the job reads it from a
+per-run Secret Manager secret whose version's name is all its environment holds
+(`KEY_SECRET_ENV`; see keys.py). The key is never in the store, the job's spec or any
+process's environment. Both sides refuse an envelope whose signature does
 not match *before* unpickling anything in it, so a store that others can write to cannot make
 either side run their code.
 
@@ -17,8 +19,11 @@ import hashlib
 import hmac
 import secrets
 
-# The job's environment variable that holds the key, in hex. Its name looks secret to
-# `gcpjobs.specs.secrets.looks_secret` ("KEY"), so previews redact it.
+# The job's environment variable that names the Secret Manager secret version holding the key
+# (`projects/P/secrets/gcpjobs-step-RUN/versions/1`): a name, not the key, so reading the job
+# does not give the key away.
+KEY_SECRET_ENV = "GCPJOBS_STEP_KEY_SECRET"
+# Where older gcpjobs put the key itself; refused in a step's env so that it is never set by hand.
 KEY_ENV = "GCPJOBS_STEP_KEY"
 KEY_BYTES = 32
 
@@ -35,13 +40,13 @@ def new_key() -> bytes:
 
 
 def key_from_hex(text: str) -> bytes:
-    """The key as the job's environment carries it; ValueError (without the value) if malformed."""
+    """The key as its secret holds it (hex); ValueError (without the value) if malformed."""
     try:
         key = bytes.fromhex(text.strip())
     except ValueError:
-        raise ValueError(f"{KEY_ENV} is not hex") from None
+        raise ValueError("the step key is not hex") from None
     if len(key) != KEY_BYTES:
-        raise ValueError(f"{KEY_ENV} holds {len(key)} bytes, not {KEY_BYTES}")
+        raise ValueError(f"the step key holds {len(key)} bytes, not {KEY_BYTES}")
     return key
 
 
