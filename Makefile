@@ -1,4 +1,4 @@
-# Quick start: `make demo` runs a real training job on the embedded emulator;
+# Quick start: `make demo` runs a real training job on the embedded emulator (always: --emulator);
 # `make test` runs the whole suite. Both create .venv and install everything they need.
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	GCPJOBS_DATA_DIR=$(CURDIR)/.gcpjobs $(BIN)/gcpjobs run examples/vertex/train.yaml
+	GCPJOBS_DATA_DIR=$(CURDIR)/.gcpjobs $(BIN)/gcpjobs run --emulator examples/vertex/train.yaml
 	@$(BIN)/python examples/vertex/show_model.py $(CURDIR)/.gcpjobs
 
 test: $(STAMP)

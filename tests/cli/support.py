@@ -51,7 +51,9 @@ def python_job(tmp_path: Path, code: str, *, kind: str = "vertex", **fields: obj
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    # The `target: ...` line that commands print before sending anything is not the error.
+    lines = [line for line in result.stderr.splitlines()
+             if line.strip() and not line.startswith("target: ")]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stderr

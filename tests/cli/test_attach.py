@@ -36,6 +36,7 @@ def test_attach_follows_the_job_of_a_killed_run_to_its_end(
                            env=private_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, start_new_session=True)
     assert run.stderr is not None
+    assert run.stderr.readline().startswith("target: emulator at ")  # said before sending
     first = run.stderr.readline()  # "created NAME" / "started execution NAME"
     assert first.startswith(("created projects/", "started execution projects/")), first
     name = first.split()[-1]

@@ -17,13 +17,17 @@ import typer
 
 from gcpjobs.cli.console import console, err_console
 from gcpjobs.cli.job_commands import (
+    EmulatorOption,
     KindOption,
     ProjectOption,
     RegionOption,
     TransportOption,
     _kind,
     _transport,
+    announced_target,
+    cli_retry_policy,
     skip_unserved_kind,
+    use_emulator,
 )
 from gcpjobs.clients.kinds import KINDS
 
@@ -66,6 +70,7 @@ def attach(
     transport: TransportOption = "grpc",
     wait: Annotated[bool, typer.Option(
         help="Follow the jobs until they end (--no-wait: only list them).")] = True,
+    emulator: EmulatorOption = False,
 ) -> None:
     """Follow again the running jobs gcpjobs submitted (found by their label) until they end."""
     from gcpjobs.cli.logs_commands import stream_job_lines_tolerantly
@@ -75,13 +80,16 @@ def attach(
     from gcpjobs.errors import GcpJobsError
     from gcpjobs.watch.shared import default_watcher
 
+    use_emulator(emulator)
     chosen = _kind(kind)
     kinds = [chosen] if chosen else list(KINDS)
     mode = _transport(transport)
 
     async def follow() -> int:
+        target = await announced_target(chosen, project, region)
         clients = {k: client_for_kind(k, project=project, region=region or "us-central1",
-                                      transport=mode) for k in kinds}
+                                      transport=mode, target=target,
+                                      retry=cli_retry_policy()) for k in kinds}
         try:
             found: list[tuple[JobClient, JobStatus]] = []
             for listed_kind, client in clients.items():

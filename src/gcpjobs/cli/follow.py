@@ -4,7 +4,7 @@ A first Ctrl-C asks the service to cancel the job, after a short grace period, a
 following it to its final state (CANCELLED, or whatever it reached first). A second Ctrl-C
 within the grace period stops following and leaves the job running, saying so; one after the
 cancel was sent stops following a job that is already stopping. The exit code is 0 only for
-SUCCEEDED.
+SUCCEEDED, and 130 once a Ctrl-C has cancelled the job or left it running.
 
 While it follows, the job's log lines are printed as they are logged (`TIMESTAMP SOURCE  text`),
 on stderr with the state lines; the result goes to stdout.
@@ -13,6 +13,7 @@ on stderr with the state lines; the result goes to stdout.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import signal
 from contextlib import suppress
 from datetime import datetime, timezone
@@ -22,11 +23,11 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from gcpjobs.cli.console import console, err_console
+from gcpjobs.cli.console import announce_target, console, err_console
 from gcpjobs.cli.logs_commands import stream_job_lines_tolerantly
 from gcpjobs.cli.render import format_duration, format_time, print_result, state_text
 from gcpjobs.clients.logs import ended_since
-from gcpjobs.errors import GcpJobsError
+from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.states import JobState
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from gcpjobs.watch.events import StateChange
 
 EXIT_INTERRUPTED = 130
+# What builds each kind's create request (its protos are most of the import cost).
+REQUEST_MODULES = {"vertex": "gcpjobs.requests.vertex", "cloud-run": "gcpjobs.requests.cloudrun"}
 # Long enough to press Ctrl-C twice on purpose, short enough not to keep a GPU job billing.
 CANCEL_GRACE_SECONDS = 2.0
 
@@ -59,6 +62,11 @@ class _LiveLine:
 
 async def follow_job(client: JobClient, job: JobSpec, *, detach: bool) -> int:
     async with client:
+        # Say where the job goes before anything is sent. Resolving may boot the embedded
+        # emulator; the request's modules load meanwhile, as `create` would load them.
+        resolving = asyncio.ensure_future(asyncio.to_thread(lambda: client.target))
+        importlib.import_module(REQUEST_MODULES[job.kind])
+        announce_target(await resolving, job.kind, job.region)
         status = await client.create(job)
         what = "started execution" if job.kind == "cloud-run" else "created"
         err_console.print(f"{what} {status.name}", highlight=False, soft_wrap=True)
@@ -118,6 +126,17 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
                 target, name, live.console, until=ended_since(waiting.done, target)))
             try:
                 result = await waiting
+            except ApiError as error:
+                from gcpjobs.clients.retry import TRANSIENT_CODES
+
+                if error.code not in TRANSIENT_CODES:
+                    raise
+                # The service stopped answering (see `cli_retry_policy`): say so now, and
+                # that the job itself was left as it was.
+                raise GcpJobsError(
+                    f"lost contact while following {name}: {error}; the job was not "
+                    "cancelled: follow it again with `gcpjobs attach` once it answers"
+                ) from error
             except asyncio.CancelledError:
                 if not cancel_requests:
                     if pending_cancel is not None:
@@ -151,7 +170,10 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
                 await streaming
     await client.finish(job, name)  # e.g. a Cloud Run Job that is not kept is deleted
     print_result(console, result)
-    return result.exit_code
+    # A job the user stopped with Ctrl-C was interrupted, whatever state the cancel left it in
+    # (the README's exit codes: 130). One that ended inside the grace period, before the
+    # cancel was sent, keeps its own code.
+    return EXIT_INTERRUPTED if cancel_requests else result.exit_code
 
 
 class _no_live:

@@ -2,7 +2,14 @@
 
 A job file's `kind` decides which service runs it. A name given to `status` or `cancel`
 decides it where it can (`.../customJobs/ID` or a number: Vertex; `.../executions/E`: Cloud
-Run); a bare name is tried as a Cloud Run execution id, then as a Vertex display name.
+Run); a bare name is tried as a Cloud Run execution id, then as the name the user gave the
+job: a Vertex display name with or without the submission suffix gcpjobs adds, a kept Cloud
+Run job (its newest execution) or a Cloud Run job of one submission. Several matches are
+listed, one line each, and the command fails.
+
+Every command that talks to a service first says where (`target: ...`, on stderr);
+`--emulator` (or `GCPJOBS_TARGET=emulator`) sends everything to the local emulator even when
+a Google project is configured.
 
 Each command loads what it needs inside its body: the spec models for `preview`, the Google
 clients only once a request is about to be sent.
@@ -16,11 +23,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from gcpjobs.cli.console import console, err_console
+from gcpjobs.cli.console import announce_target, console, err_console
 from gcpjobs.clients.kinds import KINDS
 
 if TYPE_CHECKING:
     from gcpjobs.clients.protocol import JobClient
+    from gcpjobs.clients.retry import RetryPolicy
+    from gcpjobs.clients.target import Target
     from gcpjobs.results import JobStatus
     from gcpjobs.specs.jobfile import JobSpec
 
@@ -44,6 +53,35 @@ KindOption = Annotated[
     str | None,
     typer.Option("--kind", help="vertex or cloud-run (default: told by the name)."),
 ]
+EmulatorOption = Annotated[
+    bool,
+    typer.Option(
+        "--emulator",
+        help="Use the local emulator even if a Google project is configured "
+        "(same as GCPJOBS_TARGET=emulator).",
+    ),
+]
+
+
+def use_emulator(forced: bool) -> None:
+    """`--emulator`: every client this process makes resolves to the emulator (the variable
+    is what `resolve_target` reads, so remote steps and log readers follow it too)."""
+    import os
+
+    from gcpjobs.clients.target import TARGET_ENV, forced_target_kind
+
+    if forced:
+        os.environ[TARGET_ENV] = "emulator"
+    forced_target_kind()  # a bad GCPJOBS_TARGET is one line before anything else happens
+
+
+async def announced_target(kind: str | None, project: str | None, region: str | None) -> Target:
+    """Where this command's requests go (may start the embedded emulator), said on stderr."""
+    from gcpjobs.clients.target import resolve_target
+
+    target = await asyncio.to_thread(resolve_target, project=project)
+    announce_target(target, kind, region or "us-central1")
+    return target
 
 
 def register(app: typer.Typer) -> None:
@@ -150,13 +188,24 @@ def _render(template: str, values_file: Path | None, overrides: dict[str, Any]) 
     return spec
 
 
+def cli_retry_policy() -> RetryPolicy:
+    """Retries for a person at a terminal: a service that stops answering (the emulator
+    stopped, the network gone) is reported within 10 s, not after the library's two minutes
+    of silent backoff. A create still never makes a second job: before each re-send it looks
+    for the first by its submission label, and gives up rather than send blind."""
+    from gcpjobs.clients.retry import RetryPolicy
+
+    return RetryPolicy(initial=0.5, maximum=2.0, deadline=6.0, call_timeout=30.0)
+
+
 def _client(
-    kind: str, project: str | None, region: str | None, transport: Transport
+    kind: str, project: str | None, region: str | None, transport: Transport,
+    target: Target | None = None,
 ) -> JobClient:
     from gcpjobs.clients.kinds import client_for_kind
 
     return client_for_kind(kind, project=project, region=region or "us-central1",
-                           transport=transport)
+                           transport=transport, target=target, retry=cli_retry_policy())
 
 
 def preview(
@@ -167,12 +216,19 @@ def preview(
     name: Annotated[str | None, typer.Option(help="Override the job's name.")] = None,
     project: ProjectOption = None,
     region: RegionOption = None,
+    emulator: EmulatorOption = False,
 ) -> None:
     """Show the exact request a job makes (CreateCustomJob or CreateJob), secrets redacted.
     Sends nothing."""
+    from gcpjobs.clients.target import planned_project
+
     if fmt not in ("yaml", "json"):
         raise typer.BadParameter(f"{fmt!r} is not a format; use yaml or json", param_hint="--format")
+    use_emulator(emulator)
     job = _load(file, template, assignments, name, project, region)
+    if job.project is None:
+        # The project `run` would send it to, decided the same way (nothing is started).
+        job = job.with_overrides(project=planned_project())
     console.print(job.preview(fmt=fmt), markup=False, soft_wrap=True)
 
 
@@ -187,13 +243,16 @@ def run(
     project: ProjectOption = None,
     region: RegionOption = None,
     transport: TransportOption = "grpc",
+    emulator: EmulatorOption = False,
 ) -> None:
     """Submit a job, follow it live, and exit 0 only if it SUCCEEDED.
 
-    Ctrl-C asks the service to cancel the job; a second Ctrl-C stops waiting and leaves it running.
+    Ctrl-C asks the service to cancel the job (exit 130); a second Ctrl-C stops waiting and
+    leaves it running.
     """
     from gcpjobs.cli.follow import follow_job
 
+    use_emulator(emulator)
     job = _load(file, template, assignments, name, project, region)
     client = _client(job.kind, job.project, job.region, _transport(transport))
     code = asyncio.run(follow_job(client, job, detach=detach))
@@ -222,55 +281,112 @@ def skip_unserved_kind(error: BaseException, kind: str, *, asked_for: bool, what
 async def _locate(
     name: str, kind: str | None, project: str | None, region: str | None, transport: Transport
 ) -> tuple[JobClient, str]:
-    """The client for the job `name` means, and its full resource name."""
+    """The client for the job `name` means, and its full resource name (see the module)."""
     from gcpjobs.clients.kinds import kind_of_name
     from gcpjobs.errors import ApiError, GcpJobsError
 
-    kind = kind or kind_of_name(name)
-    if kind is None:
-        runs = _client("cloud-run", project, region, transport)
+    told = kind or kind_of_name(name)
+    target = await announced_target(told, project, region)
+    if told is not None and (name.startswith("projects/") or name.isdigit()):
+        client = _client(told, project, region, transport, target)
+        return client, client.resource_name(name, region)
+    if told in (None, "cloud-run"):
+        runs = _client("cloud-run", project, region, transport, target)
         try:
             resource = runs.resource_name(name, region)
         except GcpJobsError:
-            pass  # not shaped like an execution id: only a Vertex display name is left
-        else:
+            resource = None  # not shaped like an execution id
+        if resource is not None:
             try:
                 await runs.get(resource)
                 return runs, resource
             except ApiError as error:
                 # Not an execution here (or Cloud Run is not enabled in the project): on to
-                # Vertex, whose own error is the one to show if that fails too.
+                # the names users gave, whose own error is the one to show if that fails too.
                 if error.code not in _NOT_AN_EXECUTION:
                     raise
         await runs.close()
-        kind = "vertex"
-    client = _client(kind, project, region, transport)
-    if kind == "vertex" and not (name.startswith("projects/") or name.isdigit()):
-        return client, await _lookup_display_name(client, name, region)
-    return client, client.resource_name(name, region)
+    kinds = [told] if told else list(KINDS)
+    matches = await _named(name, kinds, project, region, transport, target,
+                           asked_for=told is not None)
+    if len(matches) == 1:
+        found = matches[0]
+        return _client(found.kind, project, region, transport, target), found.name
+    if not matches:
+        raise GcpJobsError(
+            f"no job or execution is named {name!r} in this region; give its id or "
+            "full resource name (`gcpjobs list` shows them)"
+        )
+    raise GcpJobsError(_ambiguous(name, matches))
 
 
-async def _lookup_display_name(client: JobClient, display_name: str, region: str | None) -> str:
+def _ambiguous(name: str, matches: list[JobStatus]) -> str:
+    """The error for a name several jobs answer to: a line, then one line per job."""
+    from gcpjobs.cli.render import format_time
+
+    lines = [f"{len(matches)} jobs are named {name!r}; give one of these ids:"]
+    lines += [f"  {m.job_id}  {m.kind}  {m.state.value}  created {format_time(m.create_time)}"
+              for m in matches]
+    return "\n".join(lines)
+
+
+def answers_to(status: JobStatus, name: str) -> bool:
+    """Whether a job was submitted under the name `name`: its display name (Vertex) or job id
+    (Cloud Run) is `name`, or `name` plus the suffix gcpjobs adds from the submission id."""
+    from gcpjobs.specs.labels import SUBMISSION_LABEL
+
+    given = status.display_name if status.kind == "vertex" else _run_job_id(status.name)
+    if given == name:
+        return True
+    base, dash, suffix = given.rpartition("-")
+    submission = status.labels.get(SUBMISSION_LABEL, "")
+    return bool(dash and suffix) and base == name and submission.startswith(suffix)
+
+
+def _run_job_id(execution: str) -> str:
+    """`projects/P/locations/R/jobs/JOB/executions/E` -> `JOB`."""
+    parts = execution.split("/")
+    return parts[5] if len(parts) > 5 else execution
+
+
+async def _named(
+    name: str, kinds: list[str], project: str | None, region: str | None,
+    transport: Transport, target: Target, *, asked_for: bool,
+) -> list[JobStatus]:
+    """The jobs (Vertex) and executions (Cloud Run) submitted under `name`, newest first. A
+    kept Cloud Run job counts once, as its newest execution."""
+    from gcpjobs.clients.cloudrun import AsyncCloudRunClient
     from gcpjobs.clients.vertex import AsyncVertexClient
     from gcpjobs.errors import GcpJobsError
 
-    assert isinstance(client, AsyncVertexClient)
-    quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
-    matches = [
-        status.name
-        async for status in client.list(region=region, filter=f'display_name="{quoted}"')
-    ]
-    if not matches:
-        raise GcpJobsError(
-            f"no job or execution is named {display_name!r} in this region; give its id or "
-            "full resource name (`gcpjobs list` shows them)"
-        )
-    if len(matches) > 1:
-        raise GcpJobsError(
-            f"{len(matches)} jobs are named {display_name!r}; give one id: "
-            + ", ".join(m.rsplit("/", 1)[-1] for m in matches[:5])
-        )
-    return matches[0]
+    matches: list[JobStatus] = []
+    for kind in kinds:
+        client = _client(kind, project, region, transport, target)
+        try:
+            async with client:
+                if isinstance(client, AsyncVertexClient):
+                    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+                    # The exact name, or the name and a suffix; the suffix is checked below.
+                    wanted = f'display_name="{quoted}" OR display_name:"{quoted}-*"'
+                    async for status in client.list(region=region, filter=wanted):
+                        if answers_to(status, name):
+                            matches.append(status)
+                else:
+                    assert isinstance(client, AsyncCloudRunClient)
+                    kept_seen = False
+                    async for status in client.list(region=region):
+                        if not answers_to(status, name):
+                            continue
+                        kept = _run_job_id(status.name) == name
+                        if kept and kept_seen:
+                            continue  # an older execution of the kept job
+                        kept_seen = kept_seen or kept
+                        matches.append(status)
+        except GcpJobsError as error:
+            skip_unserved_kind(error, kind, asked_for=asked_for, what="looked at")
+    matches.sort(key=lambda s: s.create_time.timestamp() if s.create_time else 0.0,
+                 reverse=True)
+    return matches
 
 
 NameArgument = Annotated[
@@ -289,9 +405,12 @@ def status(
     kind: KindOption = None,
     transport: TransportOption = "grpc",
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    emulator: EmulatorOption = False,
 ) -> None:
     """Show one job's (or execution's) state, times, tasks and error."""
     from gcpjobs.cli.render import print_status, status_to_json
+
+    use_emulator(emulator)
 
     async def fetch() -> JobStatus:
         client, resource = await _locate(name, _kind(kind), project, region, _transport(transport))
@@ -324,9 +443,13 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many jobs.", min=1)] = 50,
     transport: TransportOption = "grpc",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of statuses (as status --json).")
+    ] = False,
+    emulator: EmulatorOption = False,
 ) -> None:
     """List Vertex jobs and Cloud Run executions, newest first."""
-    from gcpjobs.cli.render import print_job_table
+    from gcpjobs.cli.render import print_job_table, statuses_to_json
     from gcpjobs.clients.cloudrun import AsyncCloudRunClient
     from gcpjobs.clients.vertex import AsyncVertexClient
     from gcpjobs.states import JobState
@@ -348,11 +471,14 @@ def list_jobs(
             raise typer.BadParameter(f"{state!r} is not a state; use one of {known}", param_hint="--state")
         clauses.append(f'state="JOB_STATE_{wanted.value}"')
     mode = _transport(transport)
+    use_emulator(emulator)
+    target: Target | None = None
 
     async def collect_vertex() -> list[JobStatus]:
         found: list[JobStatus] = []
         async with AsyncVertexClient(project=project, region=region or "us-central1",
-                                     transport=mode) as client:
+                                     transport=mode, target=target,
+                                     retry=cli_retry_policy()) as client:
             async for item in client.list(region=region, filter=" AND ".join(clauses) or None):
                 found.append(item)
                 if len(found) >= limit:
@@ -363,7 +489,8 @@ def list_jobs(
         # Cloud Run lists have no filter: the state is checked here.
         found: list[JobStatus] = []
         async with AsyncCloudRunClient(project=project, region=region or "us-central1",
-                                       transport=mode) as client:
+                                       transport=mode, target=target,
+                                       retry=cli_retry_policy()) as client:
             async for item in client.list(region=region):
                 if wanted is None or item.state is wanted:
                     found.append(item)
@@ -372,6 +499,8 @@ def list_jobs(
         return found
 
     async def collect() -> list[JobStatus]:
+        nonlocal target
+        target = await announced_target(kinds[0] if len(kinds) == 1 else None, project, region)
         parts = await asyncio.gather(
             *(collect_vertex() if k == "vertex" else collect_cloud_run() for k in kinds),
             return_exceptions=True,
@@ -386,7 +515,11 @@ def list_jobs(
         merged.sort(key=lambda s: s.create_time.timestamp() if s.create_time else 0.0, reverse=True)
         return merged[:limit]
 
-    print_job_table(console, asyncio.run(collect()))
+    statuses = asyncio.run(collect())
+    if as_json:
+        console.print_json(statuses_to_json(statuses))
+    else:
+        print_job_table(console, statuses)
 
 
 def cancel(
@@ -396,15 +529,38 @@ def cancel(
     kind: KindOption = None,
     wait: Annotated[bool, typer.Option(help="Wait until the job has stopped.")] = True,
     transport: TransportOption = "grpc",
+    emulator: EmulatorOption = False,
 ) -> None:
-    """Ask the service to cancel a job or execution (and by default wait until it has stopped)."""
+    """Ask the service to cancel a job or execution (and by default wait until it has stopped).
+
+    A job that has already ended is left as it is, with a note, and the exit code is 0, for
+    both kinds (Vertex refuses such a cancel, Cloud Run accepts it).
+    """
     from gcpjobs.cli.render import print_result
+    from gcpjobs.errors import ApiError
+
+    use_emulator(emulator)
+
+    def ended(status: JobStatus) -> int:
+        err_console.print(f"{status.name} already ended ({status.state.value}); nothing to "
+                          "cancel", highlight=False, soft_wrap=True)
+        return 0
 
     async def do_cancel() -> int:
         client, resource = await _locate(name, _kind(kind), project, region, _transport(transport))
         async with client:
-            await client.cancel(resource)
-            err_console.print(f"cancel requested: {resource}", highlight=False)
+            current = await client.get(resource)
+            if current.is_terminal:
+                return ended(current)
+            try:
+                await client.cancel(resource)
+            except ApiError as error:
+                # It ended between the get and the cancel (Vertex: FAILED_PRECONDITION).
+                after = await client.get(resource)
+                if error.code != "FAILED_PRECONDITION" or not after.is_terminal:
+                    raise
+                return ended(after)
+            err_console.print(f"cancel requested: {resource}", highlight=False, soft_wrap=True)
             if not wait:
                 return 0
             result = await client.wait(resource)

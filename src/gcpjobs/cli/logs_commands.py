@@ -23,6 +23,7 @@ from rich.text import Text
 
 from gcpjobs.cli.console import console, err_console
 from gcpjobs.cli.job_commands import (
+    EmulatorOption,
     KindOption,
     NameArgument,
     ProjectOption,
@@ -31,6 +32,7 @@ from gcpjobs.cli.job_commands import (
     _kind,
     _locate,
     _transport,
+    use_emulator,
 )
 
 if TYPE_CHECKING:
@@ -158,8 +160,10 @@ def logs(
     region: RegionOption = None,
     kind: KindOption = None,
     transport: TransportOption = "grpc",
+    emulator: EmulatorOption = False,
 ) -> None:
     """Print a job's (or execution's) log lines: TIMESTAMP SOURCE  text, stderr marked."""
+    use_emulator(emulator)
     chosen = _kind(kind)
     mode = _transport(transport)
     start = parse_since(since) if since is not None else None

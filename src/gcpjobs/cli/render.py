@@ -102,37 +102,54 @@ def print_result(console: Console, result: JobResult) -> None:
         console.print(f"  web access  {node}: {uri}", markup=False, soft_wrap=True)
 
 
+JOB_COLUMNS = ("ID", "KIND", "DISPLAY NAME", "STATE", "CREATED", "RAN")
+
+
 def print_job_table(console: Console, statuses: Iterable[JobStatus]) -> None:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "KIND", "DISPLAY NAME", "STATE", "CREATED", "RAN"):
-        table.add_column(column, no_wrap=column != "DISPLAY NAME")
-    rows = 0
+    """One row a job. In a terminal a rich table (a long display name folds, never cut);
+    anywhere else (a pipe, a file) plain aligned columns at whatever width they need, one
+    line a job, so `grep`/`awk` see every name whole."""
+    rows: list[tuple[str, ...]] = []
     for status in statuses:
         ran = (
             status.end_time - status.start_time
             if status.start_time and status.end_time
             else None
         )
-        table.add_row(
-            status.job_id,
-            status.kind,
-            status.display_name,
-            state_text(status.state),
-            format_time(status.create_time),
-            format_duration(ran),
-        )
-        rows += 1
-    if rows:
-        console.print(table)
-    else:
+        rows.append((status.job_id, status.kind, status.display_name, status.state.value,
+                     format_time(status.create_time), format_duration(ran)))
+    if not rows:
         console.print("no jobs", style="dim")
+        return
+    if not console.is_terminal:
+        widths = [max(len(row[i]) for row in [JOB_COLUMNS, *rows]) for i in range(len(JOB_COLUMNS))]
+        for row in [JOB_COLUMNS, *rows]:
+            line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            console.out(line.rstrip(), highlight=False)
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in JOB_COLUMNS:
+        table.add_column(column, no_wrap=column != "DISPLAY NAME",
+                         overflow="fold" if column == "DISPLAY NAME" else "ellipsis")
+    for row in rows:
+        table.add_row(*row[:3], state_text(JobState(row[3])), *row[4:])
+    console.print(table)
 
 
 def status_to_json(status: JobStatus) -> str:
+    return json.dumps(_status_document(status))
+
+
+def statuses_to_json(statuses: Iterable[JobStatus]) -> str:
+    """`list --json`: an array of what `status --json` prints for each."""
+    return json.dumps([_status_document(status) for status in statuses])
+
+
+def _status_document(status: JobStatus) -> dict[str, object]:
     def stamp(moment: datetime | None) -> str | None:
         return moment.isoformat() if moment else None
 
-    return json.dumps(
+    return (
         {
             "name": status.name,
             "kind": status.kind,

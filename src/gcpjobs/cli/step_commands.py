@@ -14,7 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from gcpjobs.cli.console import console, err_console
-from gcpjobs.cli.job_commands import KindOption, ProjectOption, RegionOption
+from gcpjobs.cli.job_commands import (
+    EmulatorOption,
+    KindOption,
+    ProjectOption,
+    RegionOption,
+    use_emulator,
+)
 
 app = typer.Typer(help="Remote steps: Python functions run as jobs.", no_args_is_help=True)
 
@@ -57,16 +63,22 @@ def result(
         typer.Option("--output", "-o", help="Write the returned value to this file, pickled.",
                      dir_okay=False),
     ] = None,
+    emulator: EmulatorOption = False,
 ) -> None:
     """Print the outcome of a remote step: its return value, or the exception it raised."""
+    import asyncio
+
+    from gcpjobs.cli.job_commands import announced_target
     from gcpjobs.errors import RemoteStepError
     from gcpjobs.steps.outcome import RemoteTraceback
     from gcpjobs.steps.payload import first_line
     from gcpjobs.steps.remote import fetch_result
 
+    use_emulator(emulator)
     if output is not None and not output.parent.is_dir():
         raise typer.BadParameter(f"{str(output.parent)!r} is not a directory; give a file in an "
                                  "existing directory", param_hint="--output")
+    asyncio.run(announced_target(kind, project, region))
     try:
         value = fetch_result(
             name, kind=kind, project=project, region=region or "us-central1", wait=wait

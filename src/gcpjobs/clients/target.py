@@ -9,6 +9,10 @@ Order:
    unless one is given).
 2. a Google project is configured -> GCP in that project.
 3. otherwise -> the embedded emulator of the default data dir, started if none answers.
+
+`$GCPJOBS_TARGET` (`emulator` or `gcp`; the CLI's `--emulator` sets it) forces the choice:
+`emulator` skips step 2, so a configured gcloud project can never send a demo to real GCP;
+`gcp` skips steps 1 and 3, and fails when no project is configured.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ TargetKind = Literal["gcp", "emulator"]
 EMULATOR_HOST_ENV = "GCPJOBS_EMULATOR_HOST"
 EMULATOR_REST_HOST_ENV = "GCPJOBS_EMULATOR_REST_HOST"
 EMULATOR_PROJECT = "gcpjobs-local"
+TARGET_ENV = "GCPJOBS_TARGET"
+TARGET_KINDS: tuple[TargetKind, ...] = ("emulator", "gcp")
 # The environment variables Google's libraries and gcloud read a project from, in their order.
 PROJECT_ENV_VARS = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "GCLOUD_PROJECT")
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
@@ -68,6 +74,15 @@ class Target:
             return f"{how} at {self.grpc_address} (project {self.project})"
         return f"Google Cloud project {self.project}"
 
+    def destination(self, service: str, region: str) -> str:
+        """Where a command's requests go, said before it sends anything: `emulator at
+        127.0.0.1:8470` or `Vertex AI, project P, region R, as ACCOUNT`. `service` names the
+        API ("Vertex AI", "Cloud Run"). Read from local files only; never a secret."""
+        if self.is_emulator:
+            return f"emulator at {self.grpc_address} (project {self.project}, region {region})"
+        return (f"{service}, project {self.project}, region {region}, "
+                f"as {configured_account(self.credentials_file)}")
+
 
 def resolve_target(
     *,
@@ -80,8 +95,11 @@ def resolve_target(
 
     With `start_embedded=False`, step 3 raises instead of starting an emulator.
     """
+    forced = forced_target_kind()
     environment_host = os.environ.get(EMULATOR_HOST_ENV) or None
     host = emulator_host or environment_host
+    if forced == "gcp":
+        host = None  # GCP was asked for by name: an emulator variable left set must not win
     if host:
         source = "emulator_host" if emulator_host else EMULATOR_HOST_ENV
         grpc_host, grpc_port = parse_host_port(host, source)
@@ -98,7 +116,16 @@ def resolve_target(
             rest_endpoint="http://" + join_host_port(rest_host_name, rest_port),
         )
 
+    if forced == "emulator":
+        from gcpjobs.clients.embedded import embedded_emulator_target
+
+        return embedded_emulator_target()
     configured = project or configured_project(credentials_file)
+    if forced == "gcp" and not configured:
+        raise GcpJobsError(
+            f"{TARGET_ENV}=gcp, but no Google Cloud project is configured; pass --project, set "
+            f"GOOGLE_CLOUD_PROJECT or run `gcloud config set project PROJECT`"
+        )
     if configured:
         return Target(kind="gcp", project=configured, credentials_file=credentials_file)
     explicit_credentials = credentials_file or os.environ.get(CREDENTIALS_ENV)
@@ -116,6 +143,28 @@ def resolve_target(
     from gcpjobs.clients.embedded import embedded_emulator_target
 
     return embedded_emulator_target()
+
+
+def forced_target_kind() -> TargetKind | None:
+    """`$GCPJOBS_TARGET`: "emulator", "gcp", or None when unset. A bad value is one line."""
+    value = os.environ.get(TARGET_ENV, "").strip().lower()
+    if not value:
+        return None
+    if value not in TARGET_KINDS:
+        raise GcpJobsError(
+            f"{TARGET_ENV}={os.environ[TARGET_ENV]!r} is not a target; use emulator or gcp "
+            "(or unset it to choose by configuration)"
+        )
+    return "emulator" if value == "emulator" else "gcp"
+
+
+def planned_project(project: str | None = None, credentials_file: str | None = None) -> str:
+    """The project a job would be sent to, decided as `resolve_target` decides it but
+    without starting anything (for `preview`)."""
+    forced = forced_target_kind()
+    if forced != "gcp" and (os.environ.get(EMULATOR_HOST_ENV) or forced == "emulator"):
+        return project or EMULATOR_PROJECT
+    return project or configured_project(credentials_file) or EMULATOR_PROJECT
 
 
 # ------------------------------------------------------------------------------ host:port
@@ -161,6 +210,21 @@ def configured_project(credentials_file: str | None = None) -> str | None:
     )
 
 
+def configured_account(credentials_file: str | None = None) -> str:
+    """Who GCP requests would be made as, from local files: a service-account key's
+    `client_email`, else gcloud's `core/account`, else "Application Default Credentials"."""
+    for path in (credentials_file, os.environ.get(CREDENTIALS_ENV)):
+        if path:
+            email = _read_json(Path(path).expanduser()).get("client_email")
+            if isinstance(email, str) and email.strip():
+                return email.strip()
+            return f"the credentials in {path}"
+    account = _gcloud_core_value(gcloud_config_dir(), "account")
+    if account:
+        return f"Application Default Credentials (gcloud account {account})"
+    return "Application Default Credentials"
+
+
 def gcloud_config_dir() -> Path:
     """gcloud's configuration directory: `$CLOUDSDK_CONFIG`, else `~/.config/gcloud`."""
     explicit = os.environ.get("CLOUDSDK_CONFIG")
@@ -191,6 +255,11 @@ def _project_in_credentials(path: Path) -> str | None:
 
 def _gcloud_core_project(config_dir: Path) -> str | None:
     """`core/project` of gcloud's active configuration."""
+    return _gcloud_core_value(config_dir, "project")
+
+
+def _gcloud_core_value(config_dir: Path, key: str) -> str | None:
+    """`core/KEY` of gcloud's active configuration."""
     active = os.environ.get("CLOUDSDK_ACTIVE_CONFIG_NAME", "").strip()
     if not active:
         try:
@@ -202,5 +271,5 @@ def _gcloud_core_project(config_dir: Path) -> str | None:
         parser.read(config_dir / "configurations" / f"config_{active or 'default'}", encoding="utf-8")
     except configparser.Error:
         return None
-    value = parser.get("core", "project", fallback="").strip()
+    value = parser.get("core", key, fallback="").strip()
     return value or None
