@@ -25,6 +25,7 @@ JOB_SERVICE = "google.cloud.aiplatform.v1.JobService"
 OPERATIONS = "google.longrunning.Operations"
 RUN_JOBS = "google.cloud.run.v2.Jobs"
 RUN_EXECUTIONS = "google.cloud.run.v2.Executions"
+RUN_TASKS = "google.cloud.run.v2.Tasks"
 LOGGING = "google.logging.v2.LoggingServiceV2"
 SECRET_MANAGER = "google.cloud.secretmanager.v1.SecretManagerService"
 
@@ -89,6 +90,9 @@ def cloud_run_methods(service: CloudRunService) -> list[Method]:
                service.cancel_execution),
         Method(RUN_EXECUTIONS, "DeleteExecution", v2.DeleteExecutionRequest, operation,
                service.delete_execution),
+        Method(RUN_TASKS, "GetTask", v2.GetTaskRequest, v2.Task, service.get_task),
+        Method(RUN_TASKS, "ListTasks", v2.ListTasksRequest, v2.ListTasksResponse,
+               service.list_tasks),
     ]
 
 

@@ -18,8 +18,9 @@ way over gRPC and REST, in create, get, list, update, delete, cancel, run and th
   having no projects, cannot tell apart).
 * **Resource ids.** CustomJob ids are numbers (up to 19 digits, as the real ids are); Cloud Run
   job and execution ids follow `cloudrun.validation.job_id_problem` (lowercase letters, digits
-  and '-', starting with a letter, at most 63 characters); operation ids are the digits or the
-  UUIDs the emulator issues. Each is INVALID_ARGUMENT when malformed and NOT_FOUND when
+  and '-', starting with a letter, at most 63 characters); Cloud Run task ids are the
+  execution's id and `-task` and the task's index (`job-x7k2p-task0`, the ids Cloud Run's own
+  messages name); operation ids are the digits or the UUIDs the emulator issues. Each is INVALID_ARGUMENT when malformed and NOT_FOUND when
   well-formed but absent (the services say so).
 
 Defence in depth: `path_under` is how a path is built from name segments; it refuses a segment
@@ -47,6 +48,8 @@ _CUSTOM_JOB_ID = re.compile(r"[0-9]{1,19}\Z")
 # The emulator's operation ids are Vertex numbers and Cloud Run UUIDs; any other plain id is
 # not malformed, only unknown (NOT_FOUND, as Google answers).
 _OPERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}\Z")
+# A Cloud Run task id: EXECUTION-taskINDEX (an index is below 10,000, the task count limit).
+_TASK_ID = re.compile(r"(?P<execution>[a-z][a-z0-9-]{0,62})-task(?P<index>0|[1-9][0-9]{0,3})\Z")
 # A name segment that is safe as one file name: no separator, no dot segment, no NUL.
 _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}\Z")  # ':': example.com:proj
 
@@ -100,6 +103,15 @@ def location_name(name: str, *, service: str, what: str = "parent") -> tuple[str
 def check_custom_job_id(job_id: str) -> None:
     if not _CUSTOM_JOB_ID.match(job_id):
         raise invalid(f"Invalid CustomJob id {quoted(job_id)}: CustomJob ids are numbers.")
+
+
+def split_task_id(task_id: str) -> tuple[str, int]:
+    """`job-x7k2p-task3` → ("job-x7k2p", 3); INVALID_ARGUMENT unless it has that shape."""
+    match = _TASK_ID.match(task_id)
+    if match is None:
+        raise invalid(f"Invalid task id {quoted(task_id)}: task ids are the execution's id, "
+                      "'-task' and the task's index, such as \"my-job-x7k2p-task0\".")
+    return match["execution"], int(match["index"])
 
 
 def check_operation_id(operation_id: str) -> None:

@@ -17,6 +17,10 @@ period, SIGKILL); tasks not finished then count as cancelled.
 Files, under `DATA_DIR/executions/PROJECT/LOCATION/EXECUTION/`:
 `logs/task-INDEX-attempt-N.jsonl` (each attempt's stdout/stderr, after the emulator's own first
 lines), `logs/service.jsonl` (the emulator's notes), `tasks/task-INDEX/` (working directories).
+
+Each report carries the `TaskState`s that changed since the last one (the Tasks service's
+records); a task that never started is not reported (the service knows it is pending, or
+cancelled once the execution has ended).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -72,6 +77,10 @@ def execution_dir(data_dir: Path, name: str) -> Path:
     return path_under(data_dir / "executions", parts[1], parts[3], parts[7])
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def exit_reason(returncode: int) -> str:
     if returncode < 0:
         return f"The container was terminated by {signal_text(-returncode)}."
@@ -101,11 +110,47 @@ class Result:
     timed_out: bool = False  # the failing task's last attempt ran past the task timeout
 
 
+class TaskStatus(enum.Enum):
+    PENDING = "pending"  # not started yet, or waiting for its next attempt
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # its last attempt failed
+    CANCELLED = "cancelled"  # stopped by a cancel or a shutdown
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """How one attempt ended: `exit_code` or `term_signal` (at most one, as in Cloud Run's
+    TaskAttemptResult), and why it failed ("" when it succeeded)."""
+
+    exit_code: int | None = None
+    term_signal: int | None = None
+    message: str = ""
+    timed_out: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.message
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One task of an execution as the runner last saw it."""
+
+    index: int
+    status: TaskStatus = TaskStatus.PENDING
+    attempt: int = 0  # the attempt running or last run (0 the first): the task's retry count
+    start_time: datetime | None = None  # when its first attempt started
+    completion_time: datetime | None = None  # when it ended for good
+    last_result: AttemptResult | None = None  # of the last attempt that ended
+
+
 class ExecutionSink(Protocol):
     """Where the runner reports an execution's progress (the service)."""
 
     def execution_progress(
-        self, name: str, counts: TaskCounts, *, started: bool, result: Result | None = None
+        self, name: str, counts: TaskCounts, *, started: bool, result: Result | None = None,
+        tasks: Sequence[TaskState] = (),
     ) -> None: ...
 
 
@@ -286,6 +331,8 @@ class _Schedule:
         self.counts = TaskCounts()
         self.started = False
         self.first_failure: Result | None = None
+        self.tasks: dict[int, TaskState] = {}  # the tasks that have started, by index
+        self.changed: dict[int, TaskState] = {}  # since the last report
 
     def run(self) -> None:
         write_notes(self.launcher.logs() / f"{SERVICE_LOG}.jsonl", [
@@ -338,10 +385,16 @@ class _Schedule:
                 process.start()
             except LaunchError as error:
                 write_notes(self.launcher.logs() / f"task-{index}-attempt-{number}.jsonl", [error.message])
-                self._attempt_failed(index, number, error.message, timed_out=False)
+                self._attempt_failed(index, number, AttemptResult(message=error.message))
                 continue
             self.started = True
             self.running[index] = _Attempt(index, number, process, time.monotonic() + self.timeout)
+            previous = self.tasks.get(index)
+            self._set_task(TaskState(
+                index, TaskStatus.RUNNING, number,
+                start_time=previous.start_time if previous else _now(),
+                last_result=previous.last_result if previous else None,
+            ))
         if changed:
             record_pids(self.launcher.directory, [a.process for a in self.running.values()])
             self._report()
@@ -377,25 +430,49 @@ class _Schedule:
             exit_ = attempt.process.exit
             if exit_ is not None and exit_.returncode == 0 and not attempt.timed_out:
                 self.counts = replace(self.counts, succeeded=self.counts.succeeded + 1)
+                self._end_task(attempt.index, TaskStatus.SUCCEEDED, AttemptResult(exit_code=0))
                 continue
             reason = TIMEOUT_REASON if attempt.timed_out or exit_ is None else exit_reason(exit_.returncode)
-            self._attempt_failed(attempt.index, attempt.number, reason, timed_out=attempt.timed_out)
+            code = None if exit_ is None else exit_.returncode
+            self._attempt_failed(attempt.index, attempt.number, AttemptResult(
+                exit_code=code if code is not None and code >= 0 else None,
+                term_signal=-code if code is not None and code < 0 else None,
+                message=reason, timed_out=attempt.timed_out,
+            ))
         record_pids(self.launcher.directory, [a.process for a in self.running.values()])
         self._report()
 
-    def _attempt_failed(self, index: int, number: int, reason: str, *, timed_out: bool) -> None:
+    def _attempt_failed(self, index: int, number: int, outcome: AttemptResult) -> None:
         if number < self.max_retries:
             # Retried at once, ahead of tasks not yet started, in the slot it had.
             self.pending.appendleft((index, number + 1))
             self.counts = replace(self.counts, retried=self.counts.retried + 1)
+            previous = self.tasks.get(index)
+            self._set_task(TaskState(index, TaskStatus.PENDING, number + 1,
+                                     start_time=previous.start_time if previous else None,
+                                     last_result=outcome))
             return
         self.counts = replace(self.counts, failed=self.counts.failed + 1)
+        self._end_task(index, TaskStatus.FAILED, outcome, attempt=number)
         if self.first_failure is None:
             execution_id = self.name.rsplit("/", 1)[-1]
             self.first_failure = Result(
-                Ending.FAILED, f"Task {execution_id}-task{index} failed with message: {reason}",
-                timed_out=timed_out,
+                Ending.FAILED, f"Task {execution_id}-task{index} failed with message: {outcome.message}",
+                timed_out=outcome.timed_out,
             )
+
+    def _set_task(self, state: TaskState) -> None:
+        self.tasks[state.index] = state
+        self.changed[state.index] = state
+
+    def _end_task(self, index: int, status: TaskStatus, outcome: AttemptResult | None,
+                  attempt: int | None = None) -> None:
+        previous = self.tasks.get(index, TaskState(index))
+        self._set_task(replace(
+            previous, status=status, completion_time=_now(),
+            attempt=previous.attempt if attempt is None else attempt,
+            last_result=outcome if outcome is not None else previous.last_result,
+        ))
 
     def _stop(self) -> None:
         """Cancel or shutdown: stop every running tree; unfinished tasks count as cancelled."""
@@ -404,6 +481,19 @@ class _Schedule:
         processes = [a.process for a in self.running.values()]
         stop_all(processes, self.timings().cancel_grace_seconds)
         unfinished = len(self.running) + len({index for index, _ in self.pending})
+        # Tasks that never started stay unreported: the service counts them cancelled.
+        stopped = [*self.running, *(index for index, _ in self.pending if index in self.tasks)]
+        for index in stopped:
+            outcome = None
+            if index in self.running:
+                exit_ = self.running[index].process.exit
+                code = None if exit_ is None else exit_.returncode
+                outcome = AttemptResult(
+                    exit_code=code if code is not None and code >= 0 else None,
+                    term_signal=-code if code is not None and code < 0 else None,
+                    message="The task was cancelled." if cancelled else STOPPED_MESSAGE,
+                )
+            self._end_task(index, TaskStatus.CANCELLED, outcome)
         self.running.clear()
         self.pending.clear()
         self.counts = replace(self.counts, cancelled=self.counts.cancelled + unfinished)
@@ -414,4 +504,6 @@ class _Schedule:
 
     def _report(self, result: Result | None = None) -> None:
         counts = replace(self.counts, running=len(self.running))
-        self.sink.execution_progress(self.name, counts, started=self.started, result=result)
+        changed, self.changed = list(self.changed.values()), {}
+        self.sink.execution_progress(self.name, counts, started=self.started, result=result,
+                                     tasks=changed)

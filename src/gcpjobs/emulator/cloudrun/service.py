@@ -25,6 +25,9 @@ Methods take the official request messages and return the official responses (a
   execution_reason CANCELLING while a cancel stops the tasks, then SUCCEEDED or FAILED with
   execution_reason NON_ZERO_EXIT_CODE / CANCELLED); `log_uri` is a `file://` URI of the
   execution's local log directory. Deleting a running execution is FAILED_PRECONDITION.
+* **Tasks** (`Tasks.GetTask`, `Tasks.ListTasks`): one per index of an execution, named
+  `{execution}/tasks/{execution id}-task{index}`, built by tasks.py from what the runner
+  reports; ListTasks lists them by index.
 * Lists are newest first (create_time, then name, descending), paged as in paging.py;
   `show_deleted` is ignored (deleted records are gone).
 * An execution that was running when the emulator stopped or crashed is failed on the next
@@ -41,7 +44,7 @@ import string
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,9 +64,11 @@ from gcpjobs.emulator.cloudrun.runner import (
     Result,
     TaskCounts,
     TaskLauncher,
+    TaskState,
     execution_dir,
 )
 from gcpjobs.emulator.cloudrun.secrets import SecretStore
+from gcpjobs.emulator.cloudrun.tasks import build_task, stopped_task
 from gcpjobs.emulator.cloudrun.validation import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -83,6 +88,7 @@ from gcpjobs.emulator.threads import AdvanceError
 
 JOB_KIND = "run.v2.Job"
 EXECUTION_KIND = "run.v2.Execution"
+TASK_KIND = "run.v2.Task"
 RESTARTED_MESSAGE = (
     "The gcpjobs emulator restarted while this execution was running; its tasks were stopped "
     "and the execution cannot be resumed."
@@ -185,6 +191,21 @@ def parse_execution_name(name: str) -> tuple[str, str, str, str]:
     return project, location, job_id, execution_id
 
 
+def parse_task_name(name: str) -> tuple[str, int]:
+    """`.../jobs/J/executions/E/tasks/E-taskN` → (the execution's name, N), all checked."""
+    project, location, job_id, execution_id, task = names.split_name(
+        name, ("projects", "locations", "jobs", "executions", "tasks"), what="task name",
+        pattern="projects/{project}/locations/{location}/jobs/{job}/executions/{execution}/tasks/{task}",
+    )
+    names.check_project_and_location(project, location, service=SERVICE)
+    _check_id(job_id_problem(job_id))
+    _check_id(execution_id_problem(execution_id))
+    owner, index = names.split_task_id(task)
+    if owner != execution_id:  # well formed, but no task of this execution
+        raise _not_found("TASK", name)
+    return name.split("/tasks/")[0], index
+
+
 def _check_id(problem: str | None) -> None:
     if problem is not None:
         raise _invalid(problem)
@@ -218,6 +239,8 @@ class CloudRunService:
         self._lock = threading.RLock()
         self._jobs: dict[str, run_v2.Job] = {}
         self._executions: dict[str, run_v2.Execution] = {}
+        # The tasks the runner has reported: execution name → index → Task.
+        self._tasks: dict[str, dict[int, run_v2.Task]] = {}
         # Operations that finish when an execution does: execution name → [(operation, kind)].
         self._waiting: dict[str, list[tuple[str, str]]] = {}
         self.secrets = SecretStore(data_dir)
@@ -397,10 +420,41 @@ class CloudRunService:
                 self._drop_execution(execution.name)
         return self._done(project, location, deleted, deleted, now)
 
+    # --------------------------------------------------------------------------------- Tasks
+
+    def get_task(self, request: run_v2.GetTaskRequest) -> run_v2.Task:
+        execution_name, index = parse_task_name(request.name)
+        with self._lock:
+            execution = self._execution(execution_name)
+            if index >= execution.task_count:
+                raise _not_found("TASK", request.name)
+            return self._task(execution, index)
+
+    def list_tasks(self, request: run_v2.ListTasksRequest) -> run_v2.ListTasksResponse:
+        with self._lock:
+            execution = self._execution(request.parent)
+            try:
+                page = paging.page_of(range(execution.task_count), page_size=request.page_size,
+                                      page_token=request.page_token, scope=request.parent)
+            except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
+                raise _invalid(str(error)) from None
+            tasks = [self._task(execution, index) for index in page.items]
+        return run_v2.ListTasksResponse(tasks=tasks, next_page_token=page.next_page_token)
+
+    def _task(self, execution: run_v2.Execution, index: int) -> run_v2.Task:
+        """The task as recorded, or (never started) as it reads now (lock held)."""
+        recorded = self._tasks.get(execution.name, {}).get(index)
+        if recorded is not None:
+            return recorded
+        task = build_task(execution, index, None)
+        task.etag = _etag(task)
+        return task
+
     # ------------------------------------------------------------------------ runner reports
 
     def execution_progress(
-        self, name: str, counts: TaskCounts, *, started: bool, result: Result | None = None
+        self, name: str, counts: TaskCounts, *, started: bool, result: Result | None = None,
+        tasks: Sequence[TaskState] = (),
     ) -> None:
         now = _now()
         with self._lock:
@@ -423,6 +477,12 @@ class CloudRunService:
                 self._complete(execution, result, now)
             execution.etag = _etag(execution)
             self._put_execution(execution)
+            for state in tasks:
+                self._put_task(build_task(execution, state.index, state))
+            if result is not None:  # what the runner left running (a restart, a bug) is stopped
+                for task in list(self._tasks.get(name, {}).values()):
+                    if task.reconciling:
+                        self._put_task(stopped_task(execution, task, now))
             self._update_operations(execution, result)
 
     # -------------------------------------------------------------------------------- admin
@@ -452,10 +512,12 @@ class CloudRunService:
         """Stop every execution, then forget all jobs and executions (secrets are kept)."""
         self.runner.stop_all(final=False)
         with self._lock:
-            for name in [*self._executions, *self._jobs]:
+            tasks = [task.name for by_index in self._tasks.values() for task in by_index.values()]
+            for name in [*tasks, *self._executions, *self._jobs]:
                 self._store.delete_resource(name)
             self._jobs.clear()
             self._executions.clear()
+            self._tasks.clear()
             self._waiting.clear()
         shutil.rmtree(self.data_dir / "executions", ignore_errors=True)
 
@@ -667,9 +729,17 @@ class CloudRunService:
             run_v2.Execution.serialize(execution),
         )
 
+    def _put_task(self, task: run_v2.Task) -> None:
+        task.etag = _etag(task)
+        execution_name = task.name.split("/tasks/")[0]
+        self._tasks.setdefault(execution_name, {})[task.index] = task
+        self._store.put_resource(TASK_KIND, task.name, _rfc3339(task.create_time), run_v2.Task.serialize(task))
+
     def _drop_execution(self, name: str) -> None:
         del self._executions[name]
         self._store.delete_resource(name)
+        for task in self._tasks.pop(name, {}).values():
+            self._store.delete_resource(task.name)
 
     def _load(self) -> None:
         """Read every record back; executions the previous run left unfinished are failed now,
@@ -677,6 +747,9 @@ class CloudRunService:
         for raw in self._store.load_resources(JOB_KIND):
             job = run_v2.Job.deserialize(raw)
             self._jobs[job.name] = job
+        for raw in self._store.load_resources(TASK_KIND):
+            task = run_v2.Task.deserialize(raw)
+            self._tasks.setdefault(task.name.split("/tasks/")[0], {})[task.index] = task
         unfinished: list[run_v2.Execution] = []
         for raw in self._store.load_resources(EXECUTION_KIND):
             execution = run_v2.Execution.deserialize(raw)

@@ -69,7 +69,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import grpc
 from aiohttp import http_exceptions, web_protocol, web_request, web_response, web_server
 from aiohttp.http import HttpVersion10, HttpVersion11
-from google.protobuf import json_format
+from google.protobuf import any_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as ProtobufMessage
 
@@ -140,6 +140,10 @@ _ROUTES = (
            "Executions.DeleteExecution", "name"),
     _Route("POST", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+):cancel$"),
            "Executions.CancelExecution", "name", "*"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+)/tasks$"),
+           "Tasks.ListTasks", "parent"),
+    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+/tasks/[^/:]+)$"),
+           "Tasks.GetTask", "name"),
     _Route("GET", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+)$"),
            "Operations.GetOperation", "name"),
     _Route("DELETE", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+)$"),
@@ -172,6 +176,69 @@ def _pb(message: Any) -> ProtobufMessage:
         return message
     pb: ProtobufMessage = type(message).pb(message)
     return pb
+
+
+# Fields the real Cloud Run v2 service writes even at their default values, by message type.
+# Proto3 JSON leaves a default out, but clients index these: prefect-gcp's cloud-run-v2 worker
+# reads `latestCreatedExecution` of a job that has never run, and an execution's
+# `parallelism`, with `response[...]` (a KeyError where they are missing). The real service
+# sets them (an empty ExecutionReference is `{}`), so every Job, Execution and Task has them,
+# wherever it appears: on its own, in a list, in an operation's metadata or response.
+_ALWAYS_PRESENT: dict[str, dict[str, Any]] = {
+    "google.cloud.run.v2.Job": {
+        "executionCount": 0, "latestCreatedExecution": {}, "reconciling": False,
+        "satisfiesPzs": False,
+    },
+    "google.cloud.run.v2.Execution": {
+        "parallelism": 0, "taskCount": 0, "reconciling": False, "runningCount": 0,
+        "succeededCount": 0, "failedCount": 0, "cancelledCount": 0, "retriedCount": 0,
+        "satisfiesPzs": False,
+    },
+    "google.cloud.run.v2.Task": {
+        "index": 0, "retried": 0, "maxRetries": 0, "reconciling": False, "satisfiesPzs": False,
+    },
+}
+# Only messages of these packages are walked (Vertex, Logging and Secret Manager JSON is as
+# json_format writes it).
+_PRESENCE_PACKAGES = ("google.cloud.run.v2.", "google.longrunning.")
+
+
+def _fill_always_present(message: ProtobufMessage, document: dict[str, Any]) -> None:
+    """Add `_ALWAYS_PRESENT` fields missing from `document` (the JSON of `message`), in it and
+    in every message it holds."""
+    name = message.DESCRIPTOR.full_name
+    if not name.startswith(_PRESENCE_PACKAGES):
+        return
+    for key, value in _ALWAYS_PRESENT.get(name, {}).items():
+        document.setdefault(key, json.loads(json.dumps(value)))  # a fresh copy
+    for field, value in message.ListFields():
+        child = document.get(field.json_name)
+        if field.message_type is None or child is None or field.message_type.GetOptions().map_entry:
+            continue
+        pairs = zip(value, child, strict=True) if field.is_repeated else [(value, child)]
+        for item, item_document in pairs:
+            if isinstance(item, any_pb2.Any):
+                item = _unpacked(item)
+                if item is None:
+                    continue
+            if isinstance(item_document, dict):
+                _fill_always_present(item, item_document)
+
+
+def _unpacked(packed: any_pb2.Any) -> ProtobufMessage | None:
+    """The message inside an Any (json_format writes its fields beside "@type")."""
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(packed.TypeName())
+    except KeyError:
+        return None
+    message: ProtobufMessage = message_factory.GetMessageClass(descriptor)()
+    return message if packed.Unpack(message) else None
+
+
+def _to_json(message: ProtobufMessage, numeric_enums: bool) -> str:
+    document = json_format.MessageToDict(message, use_integers_for_enums=numeric_enums)
+    _fill_always_present(message, document)
+    return json.dumps(document)
 
 
 def _new_request(method: Method) -> tuple[Any, ProtobufMessage]:
@@ -613,9 +680,7 @@ class RestServer:
         try:
             request = build_request(method, route, captured, query, body)
             message = _pb(self.dispatcher.call(method, request))
-            text = json_format.MessageToJson(message, use_integers_for_enums=numeric_enums,
-                                             indent=None)
-            return 200, text.encode()
+            return 200, _to_json(message, numeric_enums).encode()
         except ServiceError as error:
             return _error_bytes(error.code, error.message)
         except Exception as error:  # a bug must still answer, and be visible in the log
