@@ -5,7 +5,8 @@ service's error codes and wording.
 What a remote step's caller and its job share the step's key through (docs/steps.md), and what
 any code in a job can use locally (jobs get `GCPJOBS_EMULATOR_HOST`). Not emulated: IAM (every
 caller may do everything, as with every emulated API here), version states (every version is
-ENABLED), etags, rotation, expiry, regional secrets.
+ENABLED), etags, rotation, expiry (a `ttl` or `expire_time` is recorded and shown
+as `expire_time`; nothing is deleted when it passes), regional secrets.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class SecretManagerService:
             replication=sm.Replication(automatic=sm.Replication.Automatic()),
             create_time=_timestamp(record.create_time),
             labels=record.labels,
+            expire_time=None if record.expire_time is None else _timestamp(record.expire_time),
         )
 
     # ----------------------------------------------------------------------- the methods
@@ -125,9 +127,17 @@ class SecretManagerService:
         labels = dict(request.secret.labels)
         _check_labels(labels)
         name = f"projects/{project}/secrets/{request.secret_id}"
+        now = time.time()
+        # As the real service, a `ttl` (input only) is answered as the `expire_time` it sets.
+        expire_time = None
+        if "ttl" in request.secret:
+            expire_time = now + request.secret.ttl.total_seconds()
+        elif "expire_time" in request.secret:
+            expire_time = request.secret.expire_time.timestamp()
         try:
             record = self.store.create(SecretRecord(secret_id=request.secret_id, project=project,
-                                                    labels=labels, create_time=time.time()))
+                                                    labels=labels, create_time=now,
+                                                    expire_time=expire_time))
         except SecretExists:
             raise ServiceError(grpc.StatusCode.ALREADY_EXISTS,
                                f"Secret [{name}] already exists.") from None

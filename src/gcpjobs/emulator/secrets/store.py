@@ -63,6 +63,7 @@ class SecretRecord:
     project: str | None
     labels: dict[str, str] = field(default_factory=dict)
     create_time: float = 0.0
+    expire_time: float | None = None  # recorded and shown; nothing expires here
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -138,7 +139,8 @@ class SecretStore:
             if self.exists(record.secret_id):
                 raise SecretExists(record.secret_id)
             document = {"project": record.project, "labels": record.labels,
-                        "create_time": record.create_time or time.time()}
+                        "create_time": record.create_time or time.time(),
+                        "expire_time": record.expire_time}
             _write_private(self._directory(record.secret_id) / METADATA_FILE,
                            json.dumps(document).encode())
         return self.record(record.secret_id) or record
@@ -159,7 +161,9 @@ class SecretStore:
                                 create_time=directory.stat().st_mtime)
         return SecretRecord(secret_id=name, project=document.get("project"),
                             labels=dict(document.get("labels") or {}),
-                            create_time=float(document.get("create_time") or 0.0))
+                            create_time=float(document.get("create_time") or 0.0),
+                            expire_time=(None if document.get("expire_time") is None
+                                         else float(document["expire_time"])))
 
     def read(self, name: str, version: str) -> tuple[int, bytes] | None:
         """(number, bytes) of `version` ("latest" or a number); None if there is none."""
