@@ -139,25 +139,32 @@ def split_output(pending: bytes, *, final: bool) -> tuple[list[bytes], bytes]:
     """The entries complete in `pending` and what is left over for the next read.
 
     A newline ends an entry (it and a carriage return before it are not part of the text);
-    a run of more than MAX_ENTRY_BYTES without one is cut into MAX_ENTRY_BYTES pieces. A
-    carriage return alone does not end an entry (a progress bar redrawing its line stays
-    whole until its piece is full), so the entries joined with newlines give back every byte
-    printed. `final`: the stream has ended, the rest is an entry too.
+    a run of more than MAX_ENTRY_BYTES without one is cut into pieces of at most
+    MAX_ENTRY_BYTES, never inside a UTF-8 character. A carriage return alone does not end an
+    entry (a progress bar redrawing its line stays whole until its piece is full). So every
+    byte printed is in an entry, in order, except the line endings that ended one.
+    `final`: the stream has ended, the rest is an entry too.
     """
     entries: list[bytes] = []
     start = 0
     while True:
-        newline = pending.find(b"\n", start, start + MAX_ENTRY_BYTES + 1)
+        # Far enough for a full piece and the "\r\n" after it: a line of exactly the limit is
+        # one entry, not the line and then an empty one.
+        newline = pending.find(b"\n", start, start + MAX_ENTRY_BYTES + 2)
         if newline >= 0:
             end = newline - 1 if newline > start and pending[newline - 1] == 0x0D else newline
-            entries.append(pending[start:end])
-            start = newline + 1
-        elif len(pending) - start > MAX_ENTRY_BYTES:
-            cut = start + _utf8_cut(pending[start:start + MAX_ENTRY_BYTES + 1], MAX_ENTRY_BYTES)
-            entries.append(pending[start:cut])
-            start = cut
-        else:
+            if end - start <= MAX_ENTRY_BYTES:
+                entries.append(pending[start:end])
+                start = newline + 1
+                continue
+        waiting = len(pending) - start
+        if waiting <= MAX_ENTRY_BYTES:
             break
+        if waiting == MAX_ENTRY_BYTES + 1 and pending[-1] == 0x0D and not final:
+            break  # a full piece and a carriage return: the next read says if "\n" follows
+        cut = start + _utf8_cut(pending[start:start + MAX_ENTRY_BYTES + 1], MAX_ENTRY_BYTES)
+        entries.append(pending[start:cut])
+        start = cut
     rest = pending[start:]
     if final and rest:
         entries.append(rest)
