@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Run the local Vertex AI emulator.", no_args_is_help=True)
+app = typer.Typer(help="Run the local emulator of Vertex AI custom jobs, Cloud Run jobs, Cloud "
+                  "Logging and Secret Manager.", no_args_is_help=True)
 
 DataDir = Annotated[
     Path | None,
@@ -84,3 +85,8 @@ def stop(data_dir: DataDir = None) -> None:
 def status(data_dir: DataDir = None) -> None:
     """Say whether a background emulator is running, and where."""
     _forward(["status", *(["--data-dir", str(data_dir)] if data_dir else [])])
+
+
+from gcpjobs.cli.emulator_env import register as _register_env  # noqa: E402  (after the commands: help order)
+
+_register_env(app)

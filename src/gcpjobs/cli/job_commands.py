@@ -7,6 +7,11 @@ job: a Vertex display name with or without the submission suffix gcpjobs adds, a
 Run job (its newest execution) or a Cloud Run job of one submission. Several matches are
 listed, one line each, and the command fails.
 
+A job the service no longer has (a Cloud Run Job that was not kept is deleted with its
+executions once it ends; a Vertex job can be deleted) is looked up in the local run history
+(gcpjobs.history) by `status`, `logs` and `step result`, which then say that their answer is
+the history's; `gcpjobs history` lists the runs it holds.
+
 Every command that talks to a service first says where (`target: ...`, on stderr);
 `--emulator` (or `GCPJOBS_TARGET=emulator`) sends everything to the local emulator even when
 a Google project is configured.
@@ -25,11 +30,13 @@ import typer
 
 from gcpjobs.cli.console import announce_target, console, err_console
 from gcpjobs.clients.kinds import KINDS
+from gcpjobs.errors import GcpJobsError
 
 if TYPE_CHECKING:
     from gcpjobs.clients.protocol import JobClient
     from gcpjobs.clients.retry import RetryPolicy
     from gcpjobs.clients.target import Target
+    from gcpjobs.history import RunRecord
     from gcpjobs.results import JobStatus
     from gcpjobs.specs.jobfile import JobSpec
 
@@ -90,6 +97,7 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command(name="list")(list_jobs)
     app.command()(cancel)
+    app.command(name="history")(history)
 
 
 def _transport(value: str) -> Transport:
@@ -313,11 +321,16 @@ async def _locate(
         found = matches[0]
         return _client(found.kind, project, region, transport, target), found.name
     if not matches:
-        raise GcpJobsError(
+        raise NoSuchJobError(
             f"no job or execution is named {name!r} in this region; give its id or "
-            "full resource name (`gcpjobs list` shows them)"
+            "full resource name (`gcpjobs list` shows them, `gcpjobs history` the runs made "
+            "from here)"
         )
     raise GcpJobsError(_ambiguous(name, matches))
+
+
+class NoSuchJobError(GcpJobsError):
+    """No job or execution answers to the name given (`_locate`)."""
 
 
 def _ambiguous(name: str, matches: list[JobStatus]) -> str:
@@ -328,6 +341,62 @@ def _ambiguous(name: str, matches: list[JobStatus]) -> str:
     lines += [f"  {m.job_id}  {m.kind}  {m.state.value}  created {format_time(m.create_time)}"
               for m in matches]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ the run history
+
+
+def is_gone(error: BaseException) -> bool:
+    """Whether `error` says the service has no such job (so the run history may know it)."""
+    from gcpjobs.errors import JobNotFoundError
+
+    return isinstance(error, (NoSuchJobError, JobNotFoundError))
+
+
+def recall(
+    name: str, kind: str | None, project: str | None, region: str | None, error: BaseException,
+) -> RunRecord:
+    """The run `name` means in the local run history, for a name the service no longer
+    knows; it says on stderr that the answer is the history's. Raises `error` (the
+    service's answer) when the history does not know it either."""
+    from gcpjobs.cli.render import format_time
+    from gcpjobs.clients.target import resolve_target
+    from gcpjobs.history import RunHistory, target_key
+
+    target = resolve_target(project=project)
+    # A bare name is looked up in the region the service was asked about, as `_locate` does.
+    where = None if name.strip().startswith("projects/") else (region or "us-central1")
+    try:
+        records = RunHistory().lookup(name, target=target_key(target), region=where)
+    except Exception as failure:  # an unreadable history is no answer; the service's stands
+        err_console.print(f"the local run history could not be read: {failure}",
+                          style="yellow", highlight=False, soft_wrap=True)
+        raise error from None
+    records = [record for record in records if kind is None or record.kind == kind]
+    if not records:
+        raise error
+    if len(records) > 1:
+        lines = [f"{len(records)} runs in the local run history are named {name!r}; give one "
+                 "of these ids:"]
+        lines += [f"  {r.job_id}  {r.kind}  {r.state.value}  created {format_time(r.created_at)}"
+                  for r in records]
+        raise GcpJobsError("\n".join(lines)) from None
+    record = records[0]
+    service = "Cloud Run" if record.kind == "cloud-run" else "Vertex AI"
+    ended = (f"its end was recorded at {format_time(record.ended_at)}" if record.ended_at
+             else "it had not ended when last seen from here")
+    err_console.print(
+        f"from the local run history: {record.name} no longer exists in {service} (deleted); "
+        f"{ended}", style="yellow", highlight=False, soft_wrap=True,
+    )
+    return record
+
+
+def remember_end(target: Target, status: JobStatus) -> None:
+    """Tell the run history how a run it holds ended, as seen live (best effort)."""
+    from gcpjobs import history
+
+    history.record_status(target=history.target_key(target), status=status)
 
 
 def answers_to(status: JobStatus, name: str) -> bool:
@@ -411,15 +480,28 @@ def status(
     from gcpjobs.cli.render import print_status, status_to_json
 
     use_emulator(emulator)
+    chosen = _kind(kind)
 
-    async def fetch() -> JobStatus:
-        client, resource = await _locate(name, _kind(kind), project, region, _transport(transport))
-        async with client:
-            return await client.get(resource)
+    async def fetch() -> tuple[JobStatus, bool]:
+        try:
+            client, resource = await _locate(name, chosen, project, region,
+                                             _transport(transport))
+            async with client:
+                live = await client.get(resource)
+                remember_end(client.target, live)
+                return live, False
+        except GcpJobsError as error:
+            if not is_gone(error):
+                raise
+            return recall(name, chosen, project, region, error).status, True
 
-    job_status = asyncio.run(fetch())
+    job_status, from_history = asyncio.run(fetch())
     if as_json:
-        console.print_json(status_to_json(job_status))
+        import json
+
+        document = json.loads(status_to_json(job_status))
+        document["source"] = "local-history" if from_history else "service"
+        console.print_json(json.dumps(document))
     else:
         print_status(console, job_status)
 
@@ -568,3 +650,43 @@ def cancel(
             return 0
 
     raise typer.Exit(asyncio.run(do_cancel()))
+
+
+HISTORY_COLUMNS = ("CREATED", "KIND", "STATE", "ENDED", "NAME", "TARGET")
+
+
+def history(
+    limit: Annotated[int, typer.Option(help="Show at most this many runs.", min=1)] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of the runs, newest first.")
+    ] = False,
+) -> None:
+    """List the runs gcpjobs submitted from this machine, newest first, from the local run
+    history (kept for the last 1,000 runs; it outlives the jobs it names). Sends nothing."""
+    import json
+    import sqlite3
+
+    from gcpjobs.cli.render import format_time
+    from gcpjobs.history import RunHistory
+
+    history_file = RunHistory()
+    try:
+        records = history_file.recent(limit)
+    except sqlite3.Error as error:
+        raise GcpJobsError(f"the local run history {history_file.path} cannot be read "
+                           f"({error}); remove the file to start a new one") from None
+    if as_json:
+        console.print_json(json.dumps([record.to_json() for record in records]))
+        return
+    if not records:
+        console.print("no runs recorded", style="dim")
+        return
+    rows = [(format_time(r.created_at), r.kind, r.state.value, format_time(r.ended_at), r.name,
+             r.target) for r in records]
+    # Plain aligned columns at whatever width they need, one line a run, in a terminal too:
+    # the resource name is what a user copies, so it is never cut.
+    widths = [max(len(row[i]) for row in [HISTORY_COLUMNS, *rows])
+              for i in range(len(HISTORY_COLUMNS))]
+    for row in [HISTORY_COLUMNS, *rows]:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        console.out(line.rstrip(), highlight=False)

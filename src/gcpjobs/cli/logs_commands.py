@@ -1,6 +1,8 @@
 """`gcpjobs logs NAME [--follow] [--since]`: a job's log lines, read through Cloud Logging.
 
-NAME is resolved as `gcpjobs status` resolves it. Each line is printed to stdout as
+NAME is resolved as `gcpjobs status` resolves it, the local run history included: the lines
+of a run whose job is gone (a Cloud Run Job not kept) are still in Cloud Logging, read by the
+resource labels of the name the history holds. Each line is printed to stdout as
 `TIMESTAMP SOURCE  text` (`SOURCE:stderr` for what the job wrote to stderr). With `--follow`
 the command keeps printing until the job has ended, then exits with the job's code (0 only for
 SUCCEEDED); without it, it prints what has been logged so far and exits 0.
@@ -32,6 +34,8 @@ from gcpjobs.cli.job_commands import (
     _kind,
     _locate,
     _transport,
+    is_gone,
+    recall,
     use_emulator,
 )
 
@@ -171,10 +175,41 @@ def logs(
     async def show() -> int:
         from gcpjobs.cli.render import log_line_text
         from gcpjobs.clients.logs import AsyncLogReader, ended_since
+        from gcpjobs.errors import GcpJobsError
+        from gcpjobs.results import JobResult
 
-        client, resource = await _locate(name, chosen, project, region, mode)
+        async def recalled(error: GcpJobsError) -> int:
+            """The lines of a run the service no longer has, as Logging still holds them."""
+            from gcpjobs.clients.target import resolve_target
+
+            record = recall(name, chosen, project, region, error)
+            async with AsyncLogReader(await asyncio.to_thread(resolve_target,
+                                                              project=project)) as reader:
+                for line in await reader.entries(record.name, since=start):
+                    console.print(log_line_text(line), soft_wrap=True)
+            if not follow:
+                return 0
+            if not record.ended:
+                err_console.print(f"{record.state.value} (last seen; its end was not recorded)  "
+                                  f"{record.name}", highlight=False, soft_wrap=True)
+                return 1
+            err_console.print(f"{record.state.value}  {record.name}", highlight=False,
+                              soft_wrap=True)
+            return JobResult(record.status).exit_code
+
+        try:
+            client, resource = await _locate(name, chosen, project, region, mode)
+        except GcpJobsError as error:
+            if not is_gone(error):
+                raise
+            return await recalled(error)
         async with client:
-            known = await client.get(resource)  # an unknown job is an error, not silence
+            try:
+                known = await client.get(resource)  # an unknown job is an error, not silence
+            except GcpJobsError as error:
+                if not is_gone(error):
+                    raise
+                return await recalled(error)
             target = client.target
             if not follow:
                 async with AsyncLogReader(target) as reader:

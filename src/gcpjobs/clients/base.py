@@ -159,6 +159,12 @@ class AsyncJobClientBase(Generic[Api]):
         self._target_lock = threading.Lock()
         self._apis: LoopBoundApis[Api] = LoopBoundApis()
 
+    if TYPE_CHECKING:
+        # Each client's own (see JobClient); declared for the history hooks below.
+        def resource_name(self, name: str, region: str | None = None, /) -> str: ...
+
+        async def get(self, name: str, /) -> JobStatus: ...
+
     # ---------------------------------------------------------------------------- settings
 
     @property
@@ -297,6 +303,50 @@ class AsyncJobClientBase(Generic[Api]):
     async def finish(self, job: Any, name: str) -> None:
         """What is left to do once `name` (a run of `job`) has ended; nothing, unless the
         service keeps a resource that only served this run."""
+        await self._settle_history(name)
+
+    # ----------------------------------------------------------------- the run history
+
+    def _record_submission(
+        self, status: JobStatus, request: Any, submission_id: str, job: Any
+    ) -> None:
+        """Put the run `create` just made in the local run history (gcpjobs.history): its
+        names and a digest of `request` (a proto-plus message), never its contents. Written
+        here, in the caller's thread: it takes milliseconds, and a create that handed its
+        reply to a worker thread could be cancelled with the name of a job it made lost."""
+        from gcpjobs import history
+
+        wire = type(request).pb(request).SerializeToString(deterministic=True)
+        step = history.step_pointer(list(getattr(job, "command", [])),
+                                    list(getattr(job, "args", [])),
+                                    dict(getattr(job, "env", {})))
+        history.record_submission(
+            target=history.target_key(self.target), status=status,
+            submission_id=submission_id, spec_digest=history.request_digest(wire), step=step,
+        )
+
+    def _record_end(self, status: JobStatus) -> None:
+        """Tell the run history how a run ended, if `status` is an end (nothing for a run it
+        does not hold, or holds ended already). Called with every status a Get or a wait
+        returns, so a run followed by any watcher has its end recorded at no extra call."""
+        from gcpjobs import history
+
+        history.record_status(target=history.target_key(self.target), status=status)
+
+    async def _settle_history(self, name: str) -> None:
+        """At `finish`: if the history holds `name` without its end (a watcher saw the end
+        in a listing, not a Get), one Get records it before the resource may go."""
+        from gcpjobs import history
+
+        full = self.resource_name(name)
+        if not history.awaits_end(target=history.target_key(self.target), name=full):
+            return
+        try:
+            status = await self.get(full)
+        except GcpJobsError as error:
+            logger.info("run history: could not read how %s ended (%s)", full, error)
+            return
+        self._record_end(status)
 
     # --------------------------------------------------------------------------- lifecycle
 

@@ -347,7 +347,9 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         request = build_create_request(job, job.project or target.project, submission_id)
         job_name = f"{request.parent}/jobs/{job_id_for(job, submission_id)}"
         await self._ensure_job(request, job_name, submission_id, keep_job=job.keep_job)
-        return await self._start_execution(job_name, submission_id)
+        status = await self._start_execution(job_name, submission_id)
+        self._record_submission(status, request, submission_id, job)
+        return status
 
     async def _ensure_job(
         self, request: Any, job_name: str, submission_id: str, *, keep_job: bool
@@ -448,7 +450,9 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         execution = await self._call(
             "GetExecution", lambda api: api.get_execution(full, timeout), name=full
         )
-        return execution_to_status(execution)
+        status = execution_to_status(execution)
+        self._record_end(status)
+        return status
 
     async def container(self, name: str) -> Container:
         """The first container the execution runs (command, args, plain env, image)."""
@@ -629,6 +633,7 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             name=full,
             first=known,
         )
+        self._record_end(status)
         if delete_job:
             await self.delete_job(full)
         return JobResult(status)
@@ -644,7 +649,9 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         return result
 
     async def finish(self, job: CloudRunJob, name: str) -> None:
-        """Delete the Job of the execution `name` once it has ended, unless `job.keep_job`."""
+        """Delete the Job of the execution `name` once it has ended, unless `job.keep_job`
+        (the run history keeps how it ended)."""
+        await self._settle_history(name)
         if not job.keep_job:
             await self.delete_job(name)
 

@@ -344,9 +344,11 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
         async def find(deadline: float, error: BaseException) -> JobStatus | None:
             return await self._find_submission(api, parent, submission_id, deadline, error)
 
-        return await self._send_once_or_find(
+        status = await self._send_once_or_find(
             "CreateCustomJob", send, find, submission_id=submission_id, what="job"
         )
+        self._record_submission(status, custom_job, submission_id, job)
+        return status
 
     async def _find_submission(
         self, api: _JobApi, parent: str, submission_id: str, deadline: float,
@@ -389,7 +391,9 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
             "GetCustomJob", region_of(full) or self.region,
             lambda api: api.get_custom_job(full, self.retry_policy.call_timeout), name=full,
         )
-        return custom_job_to_status(job)
+        status = custom_job_to_status(job)
+        self._record_end(status)
+        return status
 
     async def container(self, name: str) -> Container:
         """The container the job's primary replica runs (command, args, env, image)."""
@@ -564,6 +568,7 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
             name=name,
             first=first,
         )
+        self._record_end(status)
         return JobResult(status)
 
     async def run(self, job: VertexJob, *, on_change: OnChange | None = None,
