@@ -19,6 +19,14 @@ that, route the logs to Pub/Sub with a sink.
 
     .venv/bin/python benchmarks/logs.py [--sizes 10,100] [--window 60] [--line-every 1]
     .venv/bin/python benchmarks/logs.py --sizes 1000 --line-every 10
+
+`--burst` measures instead what a person sees of a chatty job: `gcpjobs run` (a real process,
+on the emulator) of a Vertex job that prints `--burst-lines` lines as fast as it can (20,000 in
+about a second), and `gcpjobs logs --follow` of a Cloud Run execution doing the same: the time
+from the job's end to the command's end (goal: at most 5 s), the lines shown (each once) and
+the command's CPU time.
+
+    .venv/bin/python benchmarks/logs.py --burst [--burst-lines 20000]
 """
 
 from __future__ import annotations
@@ -120,6 +128,110 @@ def measure(server: Any, target: Any, names: list[str], way: str, window: float)
     }
 
 
+BURST_GOAL_SECONDS = 5.0
+BURST_CODE = ("import sys\nw = sys.stdout.write\nfor i in range({n}): w(f'burst line {{i}}\\n')\n"
+              "sys.stdout.flush()")
+
+
+def _burst_job(directory: Path, kind: str, lines: int) -> Path:
+    import yaml
+
+    path = directory / f"burst-{kind}.yaml"
+    document: dict[str, Any] = {"kind": kind, "name": f"burst-{kind}", "image": "python:3.11-slim",
+                                "command": [sys.executable, "-c", BURST_CODE.format(n=lines)]}
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _cli_env(server: Any, home: Path) -> dict[str, str]:
+    import os
+
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("GOOGLE_", "CLOUDSDK_", "GCLOUD_", "GCPJOBS_"))}
+    env.update(GCPJOBS_EMULATOR_HOST=server.grpc_address, HOME=str(home),
+               XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"))
+    return env
+
+
+def _finished(command: list[str], env: dict[str, str]) -> tuple[Any, float, float]:
+    """Run a gcpjobs command to its end: its result, when it ended (epoch), its CPU seconds."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800,
+                            check=False)
+    ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return result, ended, cpu
+
+
+def _end_time(gcpjobs: str, env: dict[str, str], name: str) -> float:
+    import json
+    import subprocess
+
+    shown = subprocess.run([gcpjobs, "status", name, "--json"], env=env, capture_output=True,
+                           text=True, timeout=120, check=True)
+    return datetime.fromisoformat(json.loads(shown.stdout)["endTime"]).timestamp()
+
+
+def _shown(output: str, lines: int) -> tuple[int, int]:
+    """How many of the job's lines `output` shows, and how many of them more than once."""
+    counts: dict[str, int] = {}
+    for row in output.splitlines():
+        if " burst line " in row:
+            counts[row.rsplit(" ", 1)[-1]] = counts.get(row.rsplit(" ", 1)[-1], 0) + 1
+    return sum(1 for number in range(lines) if str(number) in counts), sum(
+        count - 1 for count in counts.values())
+
+
+def burst(lines: int) -> None:
+    """`gcpjobs run` and `gcpjobs logs --follow` of a job that prints `lines` lines at once."""
+    from gcpjobs.emulator.process import EmulatorProcess
+
+    gcpjobs = str(Path(sys.executable).with_name("gcpjobs"))
+    rows = []
+    with tempfile.TemporaryDirectory() as data:
+        directory = Path(data)
+        server = EmulatorProcess(directory / "emulator").start()
+        try:
+            env = _cli_env(server, directory / "home")
+            job = _burst_job(directory, "vertex", lines)
+            result, ended, cpu = _finished([gcpjobs, "run", str(job)], env)
+            name = result.stdout.split()[1]  # "SUCCEEDED  projects/..."
+            shown, twice = _shown(result.stderr, lines)
+            rows.append(("gcpjobs run (Vertex)", ended - _end_time(gcpjobs, env, name), shown,
+                         twice, cpu, result.returncode))
+            print(f"  run: {rows[-1]}", flush=True)
+
+            job = _burst_job(directory, "cloud-run", lines)
+            started = subprocess_run([gcpjobs, "run", "--detach", str(job)], env)
+            execution = started.stdout.strip().splitlines()[-1]
+            result, ended, cpu = _finished([gcpjobs, "logs", execution, "--follow"], env)
+            shown, twice = _shown(result.stdout, lines)
+            rows.append(("gcpjobs logs --follow (Cloud Run)",
+                         ended - _end_time(gcpjobs, env, execution), shown, twice, cpu,
+                         result.returncode))
+            print(f"  logs --follow: {rows[-1]}", flush=True)
+        finally:
+            server.stop()
+    print()
+    print(f"a job printing {lines:,} lines as fast as it can (goal: the command ends at most "
+          f"{BURST_GOAL_SECONDS:g} s after the job)")
+    print("| command | job end to command end | lines shown | shown twice | CPU | exit |")
+    print("|---|---|---|---|---|---|")
+    for what, after, shown, twice, cpu, code in rows:
+        print(f"| {what} | {after:.1f} s | {shown:,} of {lines:,} | {twice} | {cpu:.1f} s | {code} |")
+
+
+def subprocess_run(command: list[str], env: dict[str, str]) -> Any:
+    import subprocess
+
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                          check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100")
@@ -127,7 +239,13 @@ def main() -> None:
     parser.add_argument("--ways", default="gcpjobs,per-job")
     parser.add_argument("--line-every", type=float, default=1.0,
                         help="seconds between two lines of a job")
+    parser.add_argument("--burst", action="store_true",
+                        help="time `gcpjobs run` and `logs --follow` of a job printing at once")
+    parser.add_argument("--burst-lines", type=int, default=20_000)
     options = parser.parse_args()
+    if options.burst:
+        burst(options.burst_lines)
+        return
     # Stopped (SIGTERM, `timeout`): stop the emulator, and with it the N jobs, on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from gcpjobs.clients.target import EMULATOR_PROJECT, Target

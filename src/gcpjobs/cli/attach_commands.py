@@ -73,7 +73,7 @@ def attach(
     emulator: EmulatorOption = False,
 ) -> None:
     """Follow again the running jobs gcpjobs submitted (found by their label) until they end."""
-    from gcpjobs.cli.logs_commands import stream_job_lines_tolerantly
+    from gcpjobs.cli.follow import show_job_lines
     from gcpjobs.cli.render import print_job_table, print_result
     from gcpjobs.clients.kinds import client_for_kind
     from gcpjobs.clients.logs import ended_since
@@ -120,7 +120,7 @@ def attach(
                     watcher.wait(client, status.name, on_change=report, known=status))
                 target = client.target
                 prefix = f"{status.job_id}  " if len(found) > 1 else ""
-                await stream_job_lines_tolerantly(
+                await show_job_lines(
                     target, status.name, console, prefix=prefix,
                     until=ended_since(waiting.done, target))
                 return await waiting

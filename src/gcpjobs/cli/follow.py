@@ -7,14 +7,22 @@ cancel was sent stops following a job that is already stopping. The exit code is
 SUCCEEDED, and 130 once a Ctrl-C has cancelled the job or left it running.
 
 While it follows, the job's log lines are printed as they are logged (`TIMESTAMP SOURCE  text`),
-on stderr with the state lines; the result goes to stdout.
+on stderr with the state lines (each saying how long the job was in the state before); the
+result goes to stdout, after the last line. In a terminal a line at the bottom shows the state,
+how long the job has been in it and, for Cloud Run, its tasks. Lines come in batches, each
+printed at once: a job that prints thousands of lines a second is kept up with (or, where
+Logging's read quota cannot carry them, said to be behind), and a Ctrl-C while the last lines
+of an ended job are shown stops at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 import signal
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -24,15 +32,24 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from gcpjobs.cli.console import announce_target, console, err_console
-from gcpjobs.cli.logs_commands import stream_job_lines_tolerantly
-from gcpjobs.cli.render import format_duration, format_time, print_result, state_text
-from gcpjobs.clients.logs import ended_since
+from gcpjobs.cli.render import (
+    LogLines,
+    format_duration,
+    format_time,
+    print_result,
+    state_text,
+)
+from gcpjobs.clients.logs import ended_since, poll_interval
 from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.states import JobState
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gcpjobs.clients.logs import LogLine
     from gcpjobs.clients.protocol import JobClient
-    from gcpjobs.results import JobResult, JobStatus
+    from gcpjobs.clients.target import Target
+    from gcpjobs.results import JobResult, JobStatus, TaskCounts
     from gcpjobs.specs.jobfile import JobSpec
     from gcpjobs.watch.events import StateChange
 
@@ -41,23 +58,113 @@ EXIT_INTERRUPTED = 130
 REQUEST_MODULES = {"vertex": "gcpjobs.requests.vertex", "cloud-run": "gcpjobs.requests.cloudrun"}
 # Long enough to press Ctrl-C twice on purpose, short enough not to keep a GPU job billing.
 CANCEL_GRACE_SECONDS = 2.0
+# The saved cursor (for `gcpjobs attach` after a killed run) is written at most this often:
+# it holds the ids of every line of the last seconds, so writing it for each line of a job
+# that prints thousands a second took minutes.
+CURSOR_SAVE_SECONDS = 1.0
+# Lines printed in one go; between two, Ctrl-C and the live line get their turn.
+PRINT_CHUNK = 1000
+# How far behind the job its newest shown line may be before the user is told.
+BEHIND_SECONDS = 30.0
+# What a service note says first, which task or replica it is about.
+_NOTE_SUBJECT = re.compile(r"^[\w.-]+: ")
 
 
 class _LiveLine:
-    """The one line that shows the current state and how long the job has been in it."""
+    """The one line that shows the current state, how long the job has been in it and (Cloud
+    Run) its tasks, after a spinner that turns."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.state = JobState.QUEUED
         self.since = datetime.now(timezone.utc)
+        self.tasks: TaskCounts | None = None
         self.note = ""
+        # One spinner for the whole follow: its frame comes from the time since it was made,
+        # so a new one each refresh never turned.
+        self._spinner = Spinner("dots")
 
     def __rich__(self) -> Spinner:
         elapsed = format_duration(datetime.now(timezone.utc) - self.since)
-        text = Text.assemble(
-            state_text(self.state), f"  {elapsed}  ", (self.name, "dim"), (self.note, "yellow")
-        )
-        return Spinner("dots", text=text)
+        tasks = f"{self.tasks}  " if self.tasks is not None else ""
+        self._spinner.update(text=Text.assemble(
+            state_text(self.state), f"  {elapsed}  {tasks}", (self.name, "dim"),
+            (self.note, "yellow")))
+        return self._spinner
+
+
+async def show_job_lines(
+    target: Target, name: str, out: Console, *, until: Callable[[], bool], prefix: str = "",
+) -> None:
+    """Print the job's lines on `out` as they are logged, each once, until `until()`, each
+    after `prefix` (a job's id, when several are followed): what `gcpjobs run` and `attach`
+    show. Where the last run or attach of the job on this machine stopped is where it goes
+    on; the emulator's notes, the same for each task, are shown once. If Logging cannot be
+    read the lines stop with a note; it never fails the command."""
+    from gcpjobs.cli.logs_commands import load_cursor, save_cursor
+    from gcpjobs.watch.logs import default_log_watcher
+
+    cursor = load_cursor(name)
+    notes: set[str] = set()
+    loop = asyncio.get_running_loop()
+    saved_at = -CURSOR_SAVE_SECONDS
+    later: asyncio.TimerHandle | None = None
+
+    def save() -> None:
+        nonlocal saved_at, later
+        later = None
+        save_cursor(name, cursor)
+        saved_at = time.monotonic()
+    began = time.time()  # older lines (attach shows a job's from its start) are no lag
+    behind_said = False
+    try:
+        async for batch in default_log_watcher().follow_batches(target, name, until=until,
+                                                                 cursor=cursor):
+            shown: list[LogLine] = []
+            for line in batch:
+                if line.system:
+                    # "task-1-attempt-0: runs ..." says for each task what it said for the first.
+                    note = _NOTE_SUBJECT.sub("", line.text, count=1)
+                    if note in notes:
+                        continue
+                    notes.add(note)
+                shown.append(line)
+            for start in range(0, len(shown), PRINT_CHUNK):
+                out.print(LogLines(shown[start:start + PRINT_CHUNK], prefix=prefix),
+                          soft_wrap=True, end="")
+                await asyncio.sleep(0)
+            newest = batch[-1].timestamp.timestamp()
+            lag = time.time() - newest
+            if newest > began and lag > BEHIND_SECONDS and not behind_said and not until():
+                behind_said = True
+                out.print(f"the job's lines are shown {lag:.0f}s behind it: it prints faster "
+                          "than Cloud Logging lets them be read; all of them will be shown",
+                          style="yellow", markup=False, highlight=False, soft_wrap=True)
+            # Saved at once after a quiet second, else a second after the last save: never
+            # more than a second behind what was shown, whatever the rate.
+            wait = saved_at + CURSOR_SAVE_SECONDS - time.monotonic()
+            if wait <= 0:
+                save()
+            elif later is None:
+                later = loop.call_later(wait, save)
+    except GcpJobsError as error:
+        out.print(f"job logs not shown from here on: {error}", style="yellow", markup=False,
+                  highlight=False, soft_wrap=True)
+    finally:
+        if later is not None:
+            later.cancel()
+        save_cursor(name, cursor)  # however the lines end: the cursor claims only shown ones
+
+
+async def _watch_tasks(client: JobClient, name: str, line: _LiveLine, every: float) -> None:
+    """Keep the live line's task counts current (a state change alone says nothing of the
+    tasks that finished in between)."""
+    while True:
+        await asyncio.sleep(every)
+        with suppress(GcpJobsError):
+            status = await client.get(name)
+            if status.tasks is not None:
+                line.tasks = status.tasks
 
 
 async def follow_job(client: JobClient, job: JobSpec, *, detach: bool) -> int:
@@ -83,17 +190,36 @@ async def follow_job(client: JobClient, job: JobSpec, *, detach: bool) -> int:
 async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
     name = created.name
     line = _LiveLine(name)
+    line.tasks = created.tasks
     live = Live(line, console=err_console, refresh_per_second=8, transient=True)
     waiting: asyncio.Task[JobResult] | None = None
     cancel_requests: list[asyncio.Task[None]] = []
     pending_cancel: asyncio.TimerHandle | None = None
     streaming: asyncio.Future[None] | None = None
+    tasks_watch: asyncio.Task[None] | None = None
+    final: list[Text] = []  # the end's state line, printed after the last log line
+    lines_stopped = False  # a Ctrl-C while the ended job's last lines were shown
+
+    def state_line(change: StateChange) -> Text:
+        stamp = format_time(change.at or change.observed_at)
+        text = Text.assemble(f"{stamp}  ", state_text(change.current))
+        if change.previous is not None:
+            spent = (change.at or change.observed_at) - line.since
+            text.append(f"  ({change.previous.value} for {format_duration(spent)})", "dim")
+        if change.status.tasks is not None and change.current is not JobState.QUEUED:
+            text.append(f"  {change.status.tasks}")
+        return text
 
     def on_change(change: StateChange) -> None:
+        text = state_line(change)
         line.state = change.current
         line.since = change.at or change.observed_at
-        stamp = format_time(change.at or change.observed_at)
-        live.console.print(Text.assemble(f"{stamp}  ", state_text(change.current)))
+        if change.status.tasks is not None:
+            line.tasks = change.status.tasks
+        if change.current.is_terminal:
+            final.append(text)  # the log lines still coming were logged before it
+        else:
+            live.console.print(text)
 
     def send_cancel() -> None:
         line.note = "  cancelling"
@@ -101,8 +227,12 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
         cancel_requests.append(asyncio.ensure_future(client.cancel(name)))
 
     def on_interrupt() -> None:
-        nonlocal pending_cancel
-        if pending_cancel is None and not cancel_requests:
+        nonlocal pending_cancel, lines_stopped
+        if waiting is not None and waiting.done() and streaming is not None:
+            # The job has ended: nothing to cancel; stop showing its last lines now.
+            lines_stopped = True
+            streaming.cancel()
+        elif pending_cancel is None and not cancel_requests:
             line.note = "  cancelling (Ctrl-C again to leave the job running)"
             live.console.print(
                 f"cancelling in {CANCEL_GRACE_SECONDS:.0f}s; press Ctrl-C again to leave the job "
@@ -120,9 +250,12 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
             waiting = asyncio.ensure_future(
                 client.wait(name, on_change=on_change, known=created)
             )
-            # The job's lines, through the Live's console so the state line stays intact.
             target = client.target
-            streaming = asyncio.ensure_future(stream_job_lines_tolerantly(
+            if job.kind == "cloud-run" and err_console.is_terminal:
+                tasks_watch = asyncio.ensure_future(
+                    _watch_tasks(client, name, line, max(1.0, poll_interval(target))))
+            # The job's lines, through the Live's console so the state line stays intact.
+            streaming = asyncio.ensure_future(show_job_lines(
                 target, name, live.console, until=ended_since(waiting.done, target)))
             try:
                 result = await waiting
@@ -155,7 +288,15 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
                     )
                 err_console.print(message, style="yellow", highlight=False, soft_wrap=True)
                 return EXIT_INTERRUPTED
-            await streaming  # its last read comes after the end: no line is lost
+            if tasks_watch is not None:
+                tasks_watch.cancel()
+            # Its last read comes after the end: no line is lost (unless a Ctrl-C stops it).
+            await asyncio.wait({streaming})
+            for text in final:
+                live.console.print(text)
+            if lines_stopped:
+                live.console.print(f"stopped showing the lines of {name}, which had ended",
+                                   style="yellow", highlight=False, soft_wrap=True)
         if pending_cancel is not None:
             pending_cancel.cancel()  # the job ended inside the grace period
         for request in cancel_requests:
@@ -164,16 +305,17 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
                 await request
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-        if streaming is not None and not streaming.done():
-            streaming.cancel()
-            with suppress(asyncio.CancelledError):
-                await streaming
+        for task in (streaming, tasks_watch):
+            if task is not None and not task.done():
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
     await client.finish(job, name)  # e.g. a Cloud Run Job that is not kept is deleted
     print_result(console, result)
     # A job the user stopped with Ctrl-C was interrupted, whatever state the cancel left it in
     # (the README's exit codes: 130). One that ended inside the grace period, before the
     # cancel was sent, keeps its own code.
-    return EXIT_INTERRUPTED if cancel_requests else result.exit_code
+    return EXIT_INTERRUPTED if cancel_requests or lines_stopped else result.exit_code
 
 
 class _no_live:

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -15,7 +16,7 @@ from gcpjobs.states import JobState
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from rich.console import Console
+    from rich.console import Console, ConsoleOptions, RenderResult
 
     from gcpjobs.clients.logs import LogLine
     from gcpjobs.results import JobResult, JobStatus
@@ -54,12 +55,51 @@ def format_time(moment: datetime | None) -> str:
 def log_line_text(line: LogLine) -> Text:
     """`TIMESTAMP SOURCE  text`: the time in UTC (RFC 3339, milliseconds), the replica or task;
     a line the job wrote to stderr has `SOURCE:stderr` and is red."""
-    moment = line.timestamp.astimezone(timezone.utc)
-    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    stamp = _stamp(line.timestamp)
     if line.stderr:
         return Text.assemble((stamp, "dim"), " ", (f"{line.source}:stderr", "red"), "  ",
                              (line.text, "red"))
     return Text.assemble((stamp, "dim"), " ", (line.source, "cyan"), "  ", line.text)
+
+
+class LogLines:
+    """Many lines as `log_line_text` shows them, each after `prefix`, as one renderable.
+
+    It hands rich its segments as they are: a rich `Text` of a thousand lines is split and
+    measured line by line again (about 300 µs a line, on a busy machine), which is what made
+    a job that prints 10,000 lines a second impossible to keep up with."""
+
+    def __init__(self, lines: Iterable[LogLine], *, prefix: str = "") -> None:
+        self.lines = list(lines)
+        self.prefix = prefix
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.control import strip_control_codes
+        from rich.segment import Segment
+
+        stamp_style, source_style, error_style = Style(dim=True), Style(color="cyan"), Style(color="red")
+        space, gap, newline = Segment(" "), Segment("  "), Segment.line()
+        prefix = Segment(self.prefix) if self.prefix else None
+        for line in self.lines:
+            if prefix is not None:
+                yield prefix
+            yield Segment(_stamp(line.timestamp), stamp_style)
+            yield space
+            text = strip_control_codes(line.text)
+            if line.stderr:
+                yield Segment(f"{line.source}:stderr", error_style)
+                yield gap
+                yield Segment(text, error_style)
+            else:
+                yield Segment(line.source, source_style)
+                yield gap
+                yield Segment(text)
+            yield newline
+
+
+def _stamp(moment: datetime) -> str:
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def print_status(console: Console, status: JobStatus) -> None:

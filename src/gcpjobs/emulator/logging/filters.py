@@ -81,6 +81,9 @@ class Alternative:
 
     pinned: Mapping[str, str]
     predicate: Predicate
+    # The latest `timestamp >= T` (or `>`) the alternative requires, as entries write their
+    # time: a reader may skip what is older (a follower asks for the last seconds only).
+    floor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,19 @@ def _equalities(tokens: list[tuple[str, str]]) -> dict[str, str]:
     return pinned
 
 
+def _time_floor(tokens: list[tuple[str, str]]) -> str | None:
+    """The latest lower bound on `timestamp` among AND-ed comparisons (see `Alternative`)."""
+    floor: str | None = None
+    for index in range(len(tokens) - 2):
+        (k1, field), (k2, op), (k3, value) = tokens[index], tokens[index + 1], tokens[index + 2]
+        if (k1 in ("word", "string") and _path(field) == ("timestamp",) and k2 == "op"
+                and op in (">=", ">") and k3 in ("word", "string")):
+            moment = parse_time(_unquote(value) if k3 == "string" else value)
+            bound = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            floor = bound if floor is None or bound > floor else floor
+    return floor
+
+
 def _alternatives(text: str, tokens: list[tuple[str, str]], whole: Predicate) -> tuple[Alternative, ...]:
     """The filter as alternatives: its equalities, for a filter of AND-ed comparisons; one per
     group of `(...) OR (...) ...` (as gcpjobs' log watcher asks for many jobs at once), each
@@ -316,7 +332,7 @@ def _alternatives(text: str, tokens: list[tuple[str, str]], whole: Predicate) ->
     if re.search(r"\bNOT\b|(^|\s)-", text):
         return anything
     if not re.search(r"\bOR\b|[()]", text):
-        return (Alternative(_equalities(tokens), whole),)
+        return (Alternative(_equalities(tokens), whole, _time_floor(tokens)),)
     groups: list[Alternative] = []
     index = 0
     while True:
@@ -329,7 +345,7 @@ def _alternatives(text: str, tokens: list[tuple[str, str]], whole: Predicate) ->
         body = tokens[index + 1:end]
         if ("word", "OR") in body or not body:
             return anything
-        groups.append(Alternative(_equalities(body), _Parser(text, body).parse()))
+        groups.append(Alternative(_equalities(body), _Parser(text, body).parse(), _time_floor(body)))
         index = end + 1
         if index == len(tokens):
             return tuple(groups)

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.api import monitored_resource_pb2
 from google.cloud.logging_v2 import types as logging_types
-from google.protobuf import timestamp_pb2
 
 from gcpjobs.emulator.errors import ServiceError
 from gcpjobs.emulator.logging.filters import SEVERITIES, Filter, FilterError, parse_filter
@@ -100,31 +100,34 @@ def _filter(text: str) -> Filter:
         raise _invalid(f"Invalid filter: {error}") from None
 
 
-def _timestamp(text: str) -> timestamp_pb2.Timestamp:
-    moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+_LogEntryPb = logging_types.LogEntry.pb()
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _entry_pb(entry: Entry) -> Any:
+    """The entry as a raw protobuf message: building it through proto-plus cost tens of µs an
+    entry, most of a read of a job that printed thousands of lines."""
+    stream = entry.line.stream
+    source = entry.source
+    pb = _LogEntryPb(log_name=source.log_name(stream), text_payload=entry.line.text,
+                     severity=SEVERITIES[entry.severity], insert_id=entry.insert_id)
+    pb.resource.type = source.resource_type
+    pb.resource.labels.update(source.resource_labels)
+    pb.labels.update(source.labels)
+    text = entry.line.time
+    try:  # RFC 3339 UTC with microseconds, as the runners write it
+        moment = datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+    except ValueError:  # a damaged line: leave the time unset
+        return pb
+    delta = moment - _EPOCH
+    pb.timestamp.seconds = delta.days * 86400 + delta.seconds
+    pb.timestamp.nanos = delta.microseconds * 1000
+    pb.receive_timestamp.CopyFrom(pb.timestamp)
+    return pb
 
 
 def to_proto(entry: Entry) -> logging_types.LogEntry:
-    stream = entry.line.stream
-    proto = logging_types.LogEntry(
-        log_name=entry.source.log_name(stream),
-        resource=monitored_resource_pb2.MonitoredResource(
-            type=entry.source.resource_type, labels=entry.source.resource_labels),
-        text_payload=entry.line.text,
-        severity=SEVERITIES[entry.severity],
-        insert_id=entry.insert_id,
-        labels=entry.source.labels,
-    )
-    pb = logging_types.LogEntry.pb(proto)
-    try:
-        pb.timestamp.CopyFrom(_timestamp(entry.line.time))
-        pb.receive_timestamp.CopyFrom(pb.timestamp)
-    except ValueError:  # a damaged line: leave the time unset
-        pass
-    return proto
+    return logging_types.LogEntry.wrap(_entry_pb(entry))
 
 
 class _TailSeats:
@@ -169,16 +172,47 @@ class _TailSeats:
             self._total -= 1
 
 
+class _Listings:
+    """The matches of a listing that has more pages, kept for the request of its next page.
+
+    Without them, each page of a long read would match every entry again: a follower that
+    reads back 20,000 lines in pages of 1,000 would cost twenty full reads. A token that is
+    not kept (too old, or an emulator restart) still works, matched again at its offset."""
+
+    def __init__(self, most: int = 32, seconds: float = 60.0) -> None:
+        self.most = most
+        self.seconds = seconds
+        self._kept: OrderedDict[str, tuple[float, list[Entry]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, token: str, entries: list[Entry]) -> None:
+        with self._lock:
+            self._kept[token] = (time.monotonic() + self.seconds, entries)
+            while len(self._kept) > self.most:
+                self._kept.popitem(last=False)
+
+    def take(self, token: str) -> list[Entry] | None:
+        with self._lock:
+            kept = self._kept.pop(token, None)
+        if kept is None or kept[0] < time.monotonic():
+            return None
+        return kept[1]
+
+
 class LoggingService:
     def __init__(self, data_dir: Path, vertex_project: Callable[[str], str | None]) -> None:
         self.files = LogFiles(data_dir, vertex_project)
+        self._listings = _Listings()
         self._stopping = threading.Event()
         self.tail_seats = _TailSeats(MAX_TAILS_PER_PROJECT, MAX_OPEN_TAILS)
 
     def shutdown(self) -> None:
         self._stopping.set()
 
-    def matching(self, projects: list[str], where: Filter, *, descending: bool = False) -> list[Entry]:
+    def matching(self, projects: list[str], where: Filter, *, descending: bool = False,
+                 since: str | None = None) -> list[Entry]:
+        """The entries `where` selects, sorted by time; with `since`, the reading may leave
+        out blocks of entries older than it (a caller that wants those filters them out)."""
         # Each entry is checked against the alternatives of its own jobs only: a query for a
         # thousand jobs costs what a thousand queries of one would, not a thousand times that.
         found: dict[tuple[str, int], Entry] = {}
@@ -186,7 +220,11 @@ class LoggingService:
             for alternative in where.alternatives:
                 if not _pins_can_match(alternative.pinned):
                     continue
-                for entry in self.files.entries(project, alternative.pinned):
+                floors = [floor for floor in (alternative.floor, since) if floor is not None]
+                floor = max(floors) if floors else None
+                for entry in self.files.entries(project, alternative.pinned, floor=floor):
+                    if alternative.floor is not None and entry.line.time < alternative.floor:
+                        continue  # what the predicate would refuse, without building a view
                     if entry.order not in found and alternative.predicate(entry.view()):
                         found[entry.order] = entry
         return sorted(found.values(), key=lambda entry: (entry.line.time, entry.order),
@@ -207,13 +245,18 @@ class LoggingService:
             offset = decode_page_token(request.page_token, request.filter, scope=scope)
         except InvalidPageToken as error:
             raise _invalid(str(error)) from None
-        entries = self.matching(projects, where, descending=_ORDERS[order])
+        entries = self._listings.take(request.page_token) if request.page_token else None
+        if entries is None:
+            entries = self.matching(projects, where, descending=_ORDERS[order])
         page = entries[offset: offset + size]
         more = offset + size < len(entries)
-        return logging_types.ListLogEntriesResponse(
-            entries=[to_proto(entry) for entry in page],
-            next_page_token=encode_page_token(offset + size, request.filter, scope=scope) if more else "",
-        )
+        token = encode_page_token(offset + size, request.filter, scope=scope) if more else ""
+        if more:
+            self._listings.keep(token, entries)
+        response = logging_types.ListLogEntriesResponse.pb()(next_page_token=token)
+        for entry in page:
+            response.entries.append(_entry_pb(entry))
+        return logging_types.ListLogEntriesResponse.wrap(response)
 
     def tail_log_entries(
         self, requests: Iterator[logging_types.TailLogEntriesRequest]
@@ -234,7 +277,7 @@ class LoggingService:
         try:  # the seat is given back however the stream ends: closed, cancelled, shut down
             sent: set[str] = set()
             while not self._stopping.is_set():
-                fresh = [entry for entry in self.matching(projects, where)
+                fresh = [entry for entry in self.matching(projects, where, since=start)
                          if entry.line.time >= start and entry.insert_id not in sent]
                 if fresh:
                     sent.update(entry.insert_id for entry in fresh)

@@ -16,8 +16,15 @@ Entries are shaped like the real ones:
   (as Cloud Run gives unstructured stdout), ERROR for stderr.
 
 The insert id is derived from the file and the line number (`ID.REPLICA.000042`), so it is the
-same on every read: a reader that resumes can tell exactly which lines it has seen. Files are
-read incrementally (only the bytes appended since the last read) and cached.
+same on every read: a reader that resumes can tell exactly which lines it has seen.
+
+Reads stay bounded however long a job runs and however fast it prints: each file is indexed
+incrementally (only the bytes appended since the last read are parsed) in blocks of
+`BLOCK_LINES` lines, each block remembering where it lies in the file and its latest time. A
+read for the lines from a time on (a follower asks for its last few seconds) parses only the
+blocks that reach that time; parsed blocks are kept in a small cache shared by every file
+(`CACHED_BLOCKS`), the rest is read again from disk when asked for. So memory holds a few
+numbers per block, not every line, and a poll costs what it returns, not the job's history.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +40,9 @@ from pathlib import Path
 from gcpjobs.emulator.logging.filters import EntryView
 
 SEVERITY_OF_STREAM = {"stderr": "ERROR", "service": "INFO"}
+BLOCK_LINES = 500
+CACHED_BLOCKS = 200  # parsed blocks kept, over all files: 100,000 lines at most
+_DAMAGED_TIME = "1970-01-01T00:00:00.000000Z"
 _TASK_FILE = re.compile(r"^task-(\d+)-attempt-(\d+)$")
 
 
@@ -103,26 +114,54 @@ class Entry:
 
 
 @dataclass
-class _Cached:
+class _Block:
+    """Lines `first` to `first + count - 1` of a file, at bytes `start` to `end`."""
+
+    start: int
+    end: int
+    first: int
+    count: int
+    latest: str  # the latest time among its lines
+
+
+@dataclass
+class _Index:
+    """How far a file has been read, and its blocks (the last one may still grow)."""
+
     offset: int = 0
-    lines: list[Line] = field(default_factory=list)
+    blocks: list[_Block] = field(default_factory=list)
+
+    @property
+    def lines(self) -> int:
+        return self.blocks[-1].first + self.blocks[-1].count - 1 if self.blocks else 0
+
+
+def _parse(raw: bytes, number: int) -> Line:
+    try:
+        item = json.loads(raw)
+        return Line(str(item["time"]), str(item["stream"]), str(item["text"]), number)
+    except (ValueError, KeyError, TypeError):  # cut short by a crash
+        return Line(_DAMAGED_TIME, "stderr", raw.decode(errors="replace"), number)
 
 
 class LogFiles:
-    """Finds the job log files under a data dir and reads them incrementally (thread-safe)."""
+    """Finds the job log files under a data dir and reads them incrementally, within bounded
+    memory (thread-safe; see the module)."""
 
     def __init__(self, data_dir: Path, vertex_project: Callable[[str], str | None]) -> None:
         self.data_dir = data_dir
         self._vertex_project = vertex_project
-        self._cache: dict[Path, _Cached] = {}
+        self._indexes: dict[Path, _Index] = {}
+        self._parsed: OrderedDict[tuple[Path, int], list[Line]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def entries(self, project: str, pinned: Mapping[str, str]) -> Iterator[Entry]:
-        """Every entry of `project` the pinned equalities of a filter allow, unsorted."""
+    def entries(self, project: str, pinned: Mapping[str, str], *,
+                floor: str | None = None) -> Iterator[Entry]:
+        """Every entry of `project` the pinned equalities of a filter allow, unsorted; with a
+        `floor`, blocks whose lines are all older than it may be left out."""
         for source in self._sources(project, pinned):
-            for line in self._read(source.path):
+            for line in self._read(source.path, floor):
                 yield Entry(source, line, (str(source.path), line.number))
-
     def _sources(self, project: str, pinned: Mapping[str, str]) -> Iterator[Source]:
         kind = pinned.get("resource.type")
         if kind in (None, "ml_job") and "resource.labels.job_name" not in pinned:
@@ -173,29 +212,70 @@ class LogFiles:
                     labels=labels, cloud_run=True,
                 )
 
-    def _read(self, path: Path) -> list[Line]:
-        """The file's complete lines so far (a line still being written waits for its newline)."""
+    def _read(self, path: Path, floor: str | None = None) -> list[Line]:
+        """The file's complete lines so far (a line still being written waits for its
+        newline), but for whole blocks older than `floor`."""
         with self._lock:
-            cached = self._cache.setdefault(path, _Cached())
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                self._cache.pop(path, None)
+            index = self._update(path)
+            if index is None:
                 return []
-            if size < cached.offset:  # replaced (a reset): start again
-                cached = self._cache[path] = _Cached()
-            if size > cached.offset:
-                with path.open("rb") as handle:
-                    handle.seek(cached.offset)
-                    data = handle.read(size - cached.offset)
-                complete = data.rfind(b"\n") + 1
-                for raw in data[:complete].splitlines():
-                    number = len(cached.lines) + 1
-                    try:
-                        item = json.loads(raw)
-                        line = Line(str(item["time"]), str(item["stream"]), str(item["text"]), number)
-                    except (ValueError, KeyError, TypeError):  # cut short by a crash
-                        line = Line("1970-01-01T00:00:00.000000Z", "stderr", raw.decode(errors="replace"), number)
-                    cached.lines.append(line)
-                cached.offset += complete
-            return list(cached.lines)
+            lines: list[Line] = []
+            for block in index.blocks:
+                if floor is None or block.latest >= floor:
+                    lines.extend(self._block_lines(path, block))
+            return lines
+
+    def _update(self, path: Path) -> _Index | None:
+        """Index what was appended to the file since the last read (under the lock)."""
+        index = self._indexes.setdefault(path, _Index())
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            self._forget(path)
+            return None
+        if size < index.offset:  # replaced (a reset): start again
+            self._forget(path)
+            index = self._indexes[path] = _Index()
+        if size == index.offset:
+            return index
+        with path.open("rb") as handle:
+            handle.seek(index.offset)
+            data = handle.read(size - index.offset)
+        complete = data.rfind(b"\n") + 1
+        position = index.offset
+        for raw in data[:complete].split(b"\n")[:-1]:
+            line = _parse(raw, index.lines + 1)
+            last = index.blocks[-1] if index.blocks else None
+            if last is None or last.count >= BLOCK_LINES:
+                last = _Block(position, position, line.number, 0, line.time)
+                index.blocks.append(last)
+            last.count += 1
+            last.end = position + len(raw) + 1
+            last.latest = max(last.latest, line.time)
+            cached = self._parsed.get((path, last.start))
+            if cached is not None:  # keep a cached growing block whole
+                cached.append(line)
+            position += len(raw) + 1
+        index.offset += complete
+        return index
+
+    def _block_lines(self, path: Path, block: _Block) -> list[Line]:
+        key = (path, block.start)
+        lines = self._parsed.get(key)
+        if lines is not None and len(lines) == block.count:
+            self._parsed.move_to_end(key)
+            return lines
+        with path.open("rb") as handle:
+            handle.seek(block.start)
+            data = handle.read(block.end - block.start)
+        lines = [_parse(raw, block.first + number)
+                 for number, raw in enumerate(data.split(b"\n")[:block.count])]
+        self._parsed[key] = lines
+        while len(self._parsed) > CACHED_BLOCKS:
+            self._parsed.popitem(last=False)
+        return lines
+
+    def _forget(self, path: Path) -> None:
+        self._indexes.pop(path, None)
+        for key in [key for key in self._parsed if key[0] == path]:
+            del self._parsed[key]
