@@ -7,7 +7,8 @@ resource labels of the name the history holds. Each line is printed to stdout as
 the command keeps printing until the job has ended, then exits with the job's code (0 only for
 SUCCEEDED); without it, it prints what has been logged so far and exits 0.
 
-`stream_job_lines` is shared with `gcpjobs run`, which shows the lines while it follows a job.
+`gcpjobs run` and `attach` show the lines with `follow.show_job_lines`, which also remembers
+where they stopped (the cursor functions here).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from gcpjobs.cli.console import console, err_console
 from gcpjobs.cli.job_commands import (
@@ -82,42 +82,21 @@ def save_cursor(name: str, cursor: LogCursor) -> None:
 
 async def stream_job_lines(
     target: Target, name: str, out: Console, *, until: Callable[[], bool],
-    since: datetime | None = None, cursor: LogCursor | None = None, prefix: str = "",
-    remember: bool = False,
+    since: datetime | None = None,
 ) -> None:
     """Print the job's lines on `out` as they are logged, each once, until `until()` (see
-    `LogWatcher.follow`: the jobs a process follows share its Logging reads), each after
-    `prefix` (a job's id, when several are followed). Raises GcpJobsError if Logging cannot
-    be read."""
-    from gcpjobs.cli.render import log_line_text
+    `LogWatcher.follow_batches`: the jobs a process follows share its Logging reads), a batch
+    at a time, so a job printing thousands of lines a second is kept up with. Raises
+    GcpJobsError if Logging cannot be read."""
+    from gcpjobs.cli.follow import PRINT_CHUNK
+    from gcpjobs.cli.render import LogLines
     from gcpjobs.watch.logs import default_log_watcher
 
-    async for line in default_log_watcher().follow(target, name, since=since, cursor=cursor,
-                                                   until=until):
-        out.print(Text(prefix) + log_line_text(line) if prefix else log_line_text(line),
-                  soft_wrap=True)
-        if remember and cursor is not None:
-            save_cursor(name, cursor)
-
-
-async def stream_job_lines_tolerantly(
-    target: Target, name: str, out: Console, *, until: Callable[[], bool], prefix: str = "",
-) -> None:
-    """`stream_job_lines` for a command whose point is something else (`gcpjobs run`): if
-    Logging cannot be read (a permanent error, or more transient failures in a row than the
-    log watcher rides out, see `watch.logs.FAILURE_LIMIT`), the lines stop with a note; it
-    never fails the command."""
-    from gcpjobs.errors import GcpJobsError
-
-    # Where an earlier run or attach of this job stopped: `gcpjobs attach` after a killed
-    # `gcpjobs run` goes on from there, neither repeating nor skipping a line.
-    cursor = load_cursor(name)
-    try:
-        await stream_job_lines(target, name, out, until=until, cursor=cursor, prefix=prefix,
-                               remember=True)
-    except GcpJobsError as error:
-        out.print(f"job logs not shown from here on: {error}", style="yellow", markup=False,
-                  highlight=False, soft_wrap=True)
+    async for batch in default_log_watcher().follow_batches(target, name, since=since,
+                                                            until=until):
+        for start in range(0, len(batch), PRINT_CHUNK):
+            out.print(LogLines(batch[start:start + PRINT_CHUNK]), soft_wrap=True, end="")
+            await asyncio.sleep(0)  # Ctrl-C is answered between chunks
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -173,7 +152,7 @@ def logs(
     start = parse_since(since) if since is not None else None
 
     async def show() -> int:
-        from gcpjobs.cli.render import log_line_text
+        from gcpjobs.cli.render import LogLines
         from gcpjobs.clients.logs import AsyncLogReader, ended_since
         from gcpjobs.errors import GcpJobsError
         from gcpjobs.results import JobResult
@@ -185,8 +164,8 @@ def logs(
             record = recall(name, chosen, project, region, error)
             async with AsyncLogReader(await asyncio.to_thread(resolve_target,
                                                               project=project)) as reader:
-                for line in await reader.entries(record.name, since=start):
-                    console.print(log_line_text(line), soft_wrap=True)
+                console.print(LogLines(await reader.entries(record.name, since=start)),
+                              soft_wrap=True, end="")
             if not follow:
                 return 0
             if not record.ended:
@@ -213,8 +192,8 @@ def logs(
             target = client.target
             if not follow:
                 async with AsyncLogReader(target) as reader:
-                    for line in await reader.entries(resource, since=start):
-                        console.print(log_line_text(line), soft_wrap=True)
+                    console.print(LogLines(await reader.entries(resource, since=start)),
+                                  soft_wrap=True, end="")
                 return 0
             waiting = asyncio.ensure_future(client.wait(resource, known=known))
             try:

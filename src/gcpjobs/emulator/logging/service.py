@@ -6,8 +6,10 @@ Choices where the documents leave room:
   `projects/P` names select anything. A Vertex job's entries belong to the project it was
   created in.
 - `order_by` is `timestamp asc` (the default) or `timestamp desc`; entries with the same time
-  keep their file and line order. `page_size` defaults to 50 and is capped at 1000; page
-  tokens are bound to the request (filter, resource names, order).
+  keep their file and line order. `page_size` defaults to 50 and is capped at 1000; a page
+  also stops before 3 MiB (long lines are up to 256 KB an entry, and gRPC clients receive
+  4 MiB by default), so it may hold fewer; page tokens are bound to the request (filter,
+  resource names, order).
 - TailLogEntries streams the entries that match the first request's filter and appear after
   the stream opened (plus, as the real service does, those up to `buffer_window` old; default
   2 s), each once, polling the files every 0.1 s. Requests after the first are ignored.
@@ -41,6 +43,8 @@ from gcpjobs.specs.container import check_project
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Under gRPC's default 4 MiB receive limit, with room for the response's own fields.
+MAX_PAGE_BYTES = 3 * 1024 * 1024
 TAIL_POLL_SECONDS = 0.1
 MAX_TAILS_PER_PROJECT = 10  # "Number of open live-tailing sessions: 10 per Google Cloud project"
 MAX_OPEN_TAILS = 100  # the gRPC server keeps a thread for each on top of its unary workers
@@ -248,14 +252,22 @@ class LoggingService:
         entries = self._listings.take(request.page_token) if request.page_token else None
         if entries is None:
             entries = self.matching(projects, where, descending=_ORDERS[order])
-        page = entries[offset: offset + size]
-        more = offset + size < len(entries)
-        token = encode_page_token(offset + size, request.filter, scope=scope) if more else ""
-        if more:
-            self._listings.keep(token, entries)
-        response = logging_types.ListLogEntriesResponse.pb()(next_page_token=token)
-        for entry in page:
-            response.entries.append(_entry_pb(entry))
+        response = logging_types.ListLogEntriesResponse.pb()()
+        taken = page_bytes = 0
+        for entry in entries[offset: offset + size]:
+            built = _entry_pb(entry)
+            # A page stops short of MAX_PAGE_BYTES (with at least one entry): 1,000 entries of
+            # 256 KB would be 256 MB, past every client's receive limit (gRPC's default is
+            # 4 MB). Google's pages may also hold fewer entries than page_size.
+            page_bytes += built.ByteSize() + 8  # the field's tag and length
+            if taken and page_bytes > MAX_PAGE_BYTES:
+                break
+            response.entries.append(built)
+            taken += 1
+        end = offset + taken
+        if end < len(entries):
+            response.next_page_token = encode_page_token(end, request.filter, scope=scope)
+            self._listings.keep(response.next_page_token, entries)
         return logging_types.ListLogEntriesResponse.wrap(response)
 
     def tail_log_entries(
