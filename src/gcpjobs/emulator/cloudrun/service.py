@@ -211,6 +211,12 @@ def _check_id(problem: str | None) -> None:
         raise _invalid(problem)
 
 
+def _list_scope(request: Any) -> str:
+    """What a page token is bound to: the parent and the kind of list, so that a ListJobs token
+    is refused by a Vertex ListCustomJobs of the same parent (and the other way round)."""
+    return f"{type(request).__name__}|{request.parent}"
+
+
 def _not_found(kind: str, name: str) -> ServiceError:
     parts = name.split("/")
     return ServiceError(
@@ -276,6 +282,12 @@ class CloudRunService:
             jobs = [job for name, job in self._jobs.items() if name.startswith(prefix)]
         page = self._page(jobs, request)
         return run_v2.ListJobsResponse(jobs=page.items, next_page_token=page.next_page_token)
+
+    def locations(self, project: str) -> list[str]:
+        """The locations that hold jobs of `project`: what the v1 API's global endpoint spans."""
+        with self._lock:
+            return sorted({name.split("/")[3] for name in self._jobs
+                           if name.split("/")[1] == project})
 
     def update_job(self, request: run_v2.UpdateJobRequest) -> operations_pb2.Operation:
         project, location, job_id = parse_job_name(request.job.name)
@@ -435,7 +447,7 @@ class CloudRunService:
             execution = self._execution(request.parent)
             try:
                 page = paging.page_of(range(execution.task_count), page_size=request.page_size,
-                                      page_token=request.page_token, scope=request.parent)
+                                      page_token=request.page_token, scope=_list_scope(request))
             except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
                 raise _invalid(str(error)) from None
             tasks = [self._task(execution, index) for index in page.items]
@@ -562,7 +574,7 @@ class CloudRunService:
         ordered = sorted(items, key=lambda item: (item.create_time, item.name), reverse=True)
         try:
             return paging.page_of(ordered, page_size=request.page_size,
-                                  page_token=request.page_token, scope=request.parent)
+                                  page_token=request.page_token, scope=_list_scope(request))
         except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
             raise _invalid(str(error)) from None
 

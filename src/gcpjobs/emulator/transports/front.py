@@ -12,6 +12,8 @@ a browser sends:
   override; bound to a wildcard address (`--allow-remote`), also the machine's own addresses
   and host name. A request without `Host` is taken (HTTP/1.0 allows it; browsers always send one).
 - an `Origin` other than the emulator's own (`http://` + an accepted Host);
+- a request in absolute form (a client using the emulator as its HTTP proxy, as gcloud does)
+  whose URL names any other host (`accepts_host`; the check is in rest.py);
 - a body that is not `application/json` (the only body a page can send cross-origin without a
   preflight is text, a form or multipart);
 - on `/_emulator/*`, a request without the admin token: a random value written to
@@ -162,6 +164,25 @@ class FrontDoor:
             return True
         regional = _REGIONAL.fullmatch(host)
         return regional is not None and regional.group(1) in self.hosts
+
+    def accepts_host(self, host: str) -> bool:
+        """Whether `host` (`name:port`) is this emulator's, regional forms included: an
+        absolute-form request (`GET http://HOST/... HTTP/1.1`, what a client sends to its HTTP
+        proxy) is served only for such a host, so the emulator is never an open proxy."""
+        return self._host_ok(host)
+
+    def region_of(self, host: str | None) -> str | None:
+        """The region of a regional host (`us-central1-127.0.0.1:8471` → `us-central1`), or
+        None for the emulator's own (global) address."""
+        if host is None:
+            return None
+        host = host.strip().lower()
+        if host in self.hosts:
+            return None
+        regional = _REGIONAL.fullmatch(host)
+        if regional is None or regional.group(1) not in self.hosts:
+            return None
+        return host[: -len(regional.group(1)) - 1]
 
     def refusal(self, headers: Mapping[str, str]) -> str | None:
         """Why a request is refused for where it is addressed or comes from (403), or None."""

@@ -1,5 +1,10 @@
 """REST transport: the documented `/v1/...` (Vertex) and `/v2/...` (Cloud Run, Logging) paths
-with proto3 JSON, plus the admin routes, behind a hardened HTTP front.
+with proto3 JSON, plus the admin routes, behind a hardened HTTP front. Cloud Run's Admin API v1
+(`/apis/run.googleapis.com/v1/namespaces/...`, what gcloud speaks) is `cloudrun/v1.py`, over the
+same v2 methods. A request in absolute form (`GET http://us-central1-127.0.0.1:8471/apis/...`,
+what a client sends to its HTTP proxy: gcloud, set up by `gcpjobs emulator env --gcloud`)
+reaches the handler with that URL as its raw path: it is served for the emulator's own hosts
+and refused (403) for any other, like CONNECT; the emulator forwards nothing.
 
 Requests are parsed with `google.protobuf.json_format` (camelCase or snake_case field names,
 enums as names or numbers); responses are proto3 JSON, with numeric enums when the client asks
@@ -73,6 +78,7 @@ from google.protobuf import any_pb2, descriptor_pool, json_format, message_facto
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as ProtobufMessage
 
+from gcpjobs.emulator.cloudrun import v1
 from gcpjobs.emulator.dispatch import Dispatcher, Method
 from gcpjobs.emulator.errors import ServiceError, http_status_for
 from gcpjobs.emulator.transports import front
@@ -472,6 +478,12 @@ def _route_for(http_method: str, path: str) -> tuple[_Route, str]:
     raise ServiceError(grpc.StatusCode.NOT_FOUND, f"The requested URL {path[:200]} was not found.")
 
 
+def _shown_target(scheme: str, netloc: str) -> str:
+    """The target of an absolute-form request in a message: quoted, short."""
+    target = f"{scheme}://{netloc}" if scheme else netloc
+    return json.dumps(target[:80] + ("..." if len(target) > 80 else ""))
+
+
 class _BodyRefused(Exception):
     def __init__(self, response: web_response.Response) -> None:
         super().__init__()
@@ -488,6 +500,9 @@ class RestServer:
         self.timeout_seconds = timeout_seconds
         self._admin_token = admin_token
         self.front: front.FrontDoor | None = None
+        self.v1 = v1.CloudRunV1(
+            lambda key, request: dispatcher.call(dispatcher.methods[key], request),
+            admin.cloud_run.locations)
         self._workers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rest")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -582,11 +597,16 @@ class RestServer:
                                    "send HTTP/1.1", close=True, http_status=505)
         headers = request.headers
         refusal = self.front.refusal(headers)
+        if refusal is None:
+            refusal = self._proxy_refusal(request)
         if refusal is not None:
             return _error_response(grpc.StatusCode.PERMISSION_DENIED, refusal, close=True)
         http_method = request.method
         url = urlsplit(request.raw_path)
         path = unquote(url.path)
+        # An absolute-form request names its host in the request line, which wins over Host
+        # (RFC 9112 3.2.2); both have been checked.
+        host = url.netloc or headers.get("Host")
         admin = path == "/_emulator" or path.startswith("/_emulator/")
         web_access = http_method == "GET" and path.startswith("/_emulator/web-access/")
         if admin and not web_access and not self.front.admin_allowed(headers):
@@ -601,6 +621,10 @@ class RestServer:
         if admin:
             status, data, content_type = await self._run(self._admin_reply, http_method, path, body)
             return _json_response(status, data, content_type=content_type)
+        if path.startswith(v1.PREFIX):
+            status, data = await self._run(self._v1_reply, http_method, path, url.query, body,
+                                           self.front.region_of(host))
+            return _json_response(status, data)
         try:
             route, captured = _route_for(http_method, path)
         except ServiceError as error:
@@ -612,6 +636,27 @@ class RestServer:
         status, data = await self._run(self._unary, method, route, captured, url.query, body,
                                        numeric_enums)
         return _json_response(status, data)
+
+    def _proxy_refusal(self, request: web_request.BaseRequest) -> str | None:
+        """Why a request meant for a proxy is refused (403), or None.
+
+        gcloud derives regional hosts (`us-central1-127.0.0.1:8471`) that no resolver knows, so
+        `gcpjobs emulator env --gcloud` makes the emulator gcloud's HTTP proxy: gcloud then sends
+        absolute-form requests (`GET http://us-central1-127.0.0.1:8471/apis/... HTTP/1.1`). Those
+        are served for the emulator's own hosts only; the emulator forwards nothing, anywhere.
+        """
+        assert self.front is not None
+        if request.method == "CONNECT":
+            return ("CONNECT is refused: the gcpjobs emulator is not a proxy; it serves plain "
+                    "http:// requests for its own address only")
+        url = urlsplit(request.raw_path)
+        if not url.scheme and not url.netloc:
+            return None
+        if url.scheme.lower() == "http" and self.front.accepts_host(url.netloc):
+            return None
+        return (f"{_shown_target(url.scheme, url.netloc)} is not this emulator "
+                f"({self.front.own}): the gcpjobs emulator is not a proxy; it answers only "
+                "requests for its own address")
 
     async def _read_body(self, request: web_request.BaseRequest) -> bytes:
         """The whole body, or _BodyRefused: not JSON, compressed, over MAX_BODY_BYTES, or not
@@ -685,6 +730,24 @@ class RestServer:
             return _error_bytes(error.code, error.message)
         except Exception as error:  # a bug must still answer, and be visible in the log
             _log.exception("%s %s failed", route.http_method, captured[:200])
+            return _error_bytes(grpc.StatusCode.INTERNAL,
+                                f"Internal error in the gcpjobs emulator: {error}")
+
+    def _v1_reply(self, http_method: str, path: str, query: str, body: bytes,
+                  region: str | None) -> tuple[int, bytes]:
+        """A Cloud Run Admin API v1 request (cloudrun/v1.py), errors as Google's v1 endpoints
+        write them."""
+        try:
+            try:
+                document = front.load_json(body) if body.strip() else None
+            except front.JsonBodyError as error:
+                raise _bad_payload(error) from None
+            reply = self.v1.handle(http_method, path, query, document, region)
+            return reply.status, json.dumps(reply.body).encode()
+        except ServiceError as error:
+            return _error_bytes(error.code, error.message)
+        except Exception as error:  # a bug must still answer, and be visible in the log
+            _log.exception("v1 %s %s failed", http_method, path[:200])
             return _error_bytes(grpc.StatusCode.INTERNAL,
                                 f"Internal error in the gcpjobs emulator: {error}")
 
