@@ -21,7 +21,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
-from gcpjobs.emulator import names
+from gcpjobs.emulator import names, paging
 from gcpjobs.emulator.errors import ServiceError
 from gcpjobs.emulator.store import JobStore
 
@@ -94,7 +94,16 @@ class OperationRegistry:
             operations_pb2.Operation.FromString(raw)
             for raw in self._store.list_operations(request.name + "/operations/")
         ]
-        return operations_pb2.ListOperationsResponse(operations=found)
+        # Paged like every other list: a garbage page_token or a negative page_size used to be
+        # ignored (200 with everything) instead of INVALID_ARGUMENT. The filter is not applied
+        # (the emulator's operations are few), but a token stays bound to it.
+        try:
+            page = paging.page_of(found, page_size=request.page_size, page_token=request.page_token,
+                                  filter_text=request.filter, scope=f"Operations|{request.name}")
+        except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
+            raise names.invalid(str(error)) from None
+        return operations_pb2.ListOperationsResponse(operations=page.items,
+                                                     next_page_token=page.next_page_token)
 
     def delete_operation(self, request: operations_pb2.DeleteOperationRequest) -> empty_pb2.Empty:
         self.get_operation(operations_pb2.GetOperationRequest(name=request.name))

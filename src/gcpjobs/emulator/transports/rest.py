@@ -281,9 +281,18 @@ def _query_value(pb: ProtobufMessage, key: str, value: str) -> Any:
 
 def build_request(method: Method, route: _Route, captured: str, query: str, body: bytes) -> Any:
     request, pb = _new_request(method)
+    parameters = parse_qs(query, keep_blank_values=True)
+    for key in ("alt", "$alt"):
+        # Google's front end serves alt=json, proto and media; the emulator JSON only (with
+        # its `;enum-encoding=int` option), and never answers another format in JSON.
+        for value in parameters.get(key, []):
+            if value.split(";", 1)[0].strip().lower() != "json":
+                raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Invalid value for system parameter {key!r}: {value[:40]!r}; "
+                                   "this server answers only alt=json")
     fields: dict[str, Any] = {
         key: _query_value(pb, key, values[-1])
-        for key, values in parse_qs(query, keep_blank_values=True).items()
+        for key, values in parameters.items()
         if not key.startswith("$") and key not in _SYSTEM_PARAMETERS  # such as $alt
     }
     try:
