@@ -563,6 +563,10 @@ def _container_from_v1(container: _Body) -> run_v2.Container:
     translated.env = _env_from_v1(container.take("env") or [], f"{container.path}.env")
     resources = container.section("resources")
     limits = resources.mapping("limits")
+    # v1's ResourceRequirements also has `requests` (prefect-gcp's `cloud-run` job template
+    # sends `requests: {cpu, memory}`, often `{}`); Cloud Run takes it, but v2 has no such
+    # field to hold it and the emulator enforces no resources, so it is checked, then dropped.
+    resources.mapping("requests")
     resources.done()
     if limits:
         translated.resources = run_v2.ResourceRequirements(limits=limits)
