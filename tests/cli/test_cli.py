@@ -132,9 +132,12 @@ def test_run_succeeds_and_reports_each_state(
     assert "SUCCEEDED" in result.stdout
     # One line per state change, in the state machine's order, from the create's QUEUED on;
     # with no delays configured, polling may not see PENDING or RUNNING, never a repeat.
-    states = [
-        line.split()[-1] for line in result.stderr.splitlines() if re.match(r"^\d{4}-\d\d-\d\d ", line)
-    ]
+    # A line is `DATE TIME  STATE`, then `(PREVIOUS for 1.2s)` from the second on.
+    lines = [line.split() for line in result.stderr.splitlines()
+             if re.match(r"^\d{4}-\d\d-\d\d ", line)]
+    states = [words[2] for words in lines]
+    assert all(words[3] == f"({before}" and words[4] == "for"
+               for words, before in zip(lines[1:], states, strict=False)), result.stderr
     machine = ["QUEUED", "PENDING", "RUNNING", "SUCCEEDED"]
     assert states[0] == "QUEUED" and states[-1] == "SUCCEEDED", result.stderr
     assert [s for s in machine if s in states] == states, result.stderr

@@ -11,14 +11,15 @@ These shapes are accepted:
 - a full `CustomJob` (`displayName` + `jobSpec`), e.g. saved from
   `gcloud ai custom-jobs describe --format=yaml`; output-only fields are ignored.
 
-Every problem is one line that starts with the file's name. Kinds are dispatched through
-`KIND_PARSERS`; another kind is added with `register_kind(kind, parser)`.
+Every problem is one line that starts with the file's name. `kind: NAME` is looked up in
+the kind registry (`gcpjobs.kinds`): a kind registered there, or by a plug-in, is readable
+here too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -26,7 +27,8 @@ from typing import Any, TypeAlias
 import yaml
 
 from gcpjobs.errors import JobFileError, SpecError
-from gcpjobs.specs.base import join_path, type_name, unknown_field_message
+from gcpjobs.kinds import KindEntry, UnknownKindError, kind_entry, known_kinds
+from gcpjobs.specs.base import field_path, join_path, type_name, unknown_field_message
 from gcpjobs.specs.cloudrun import CloudRunJob, suggest_job_name
 from gcpjobs.specs.cloudrun_v1 import is_v1_job_body, v1_job_to_cloud_run_job
 from gcpjobs.specs.labels import is_reserved_label
@@ -37,13 +39,15 @@ KindParser: TypeAlias = Callable[[Mapping[str, Any], str | None], JobSpec]
 """(document, default name) -> spec; raises SpecError with fields as the document names them."""
 
 
-def _parse_vertex(document: Mapping[str, Any], default_name: str | None) -> JobSpec:
+def parse_vertex_document(document: Mapping[str, Any], default_name: str | None) -> JobSpec:
+    """A `kind: vertex` document as a VertexJob (the registry's job-file parser for it)."""
     if "name" not in document and default_name:
         document = {**document, "name": default_name}
     return VertexJob.model_validate(document)
 
 
-def _parse_cloud_run(document: Mapping[str, Any], default_name: str | None) -> JobSpec:
+def parse_cloud_run_document(document: Mapping[str, Any], default_name: str | None) -> JobSpec:
+    """A `kind: cloud-run` document as a CloudRunJob (the registry's job-file parser for it)."""
     if "name" not in document and default_name:
         # Job ids are strict (lowercase, hyphens); a file name like `nightly_export` was not
         # written as one, so it is made valid instead of refused.
@@ -51,14 +55,50 @@ def _parse_cloud_run(document: Mapping[str, Any], default_name: str | None) -> J
     return CloudRunJob.model_validate(document)
 
 
-KIND_PARSERS: dict[str, KindParser] = {"vertex": _parse_vertex, "cloud-run": _parse_cloud_run}
-# Kinds that a later gcpjobs version understands: named in the error so users know why.
-_UPCOMING_KINDS: tuple[str, ...] = ()
+def _entry_parser(entry: KindEntry) -> KindParser:
+    if entry.job_file_parser is not None:
+        parser: KindParser = entry.load("job_file_parser")
+        return parser
+    spec_class = entry.load("spec_class")
+
+    def parse(document: Mapping[str, Any], default_name: str | None) -> JobSpec:
+        if "name" not in document and default_name:
+            document = {**document, "name": default_name}
+        spec: JobSpec = spec_class.model_validate(document)
+        return spec
+
+    return parse
 
 
-def register_kind(kind: str, parser: KindParser) -> None:
-    """Make `kind: <kind>` documents readable (used by later job kinds such as cloud-run)."""
-    KIND_PARSERS[kind] = parser
+class _KindParsers(MutableMapping[str, KindParser]):
+    """The parser of each `kind:` a job file may name: the registry's kinds, read live, plus
+    parsers set here for a kind that only job files know (kept for callers that add one)."""
+
+    def __init__(self) -> None:
+        self._set_here: dict[str, KindParser] = {}
+
+    def __getitem__(self, kind: str) -> KindParser:
+        if kind in self._set_here:
+            return self._set_here[kind]
+        try:
+            return _entry_parser(kind_entry(kind))
+        except UnknownKindError:
+            raise KeyError(kind) from None
+
+    def __setitem__(self, kind: str, parser: KindParser) -> None:
+        self._set_here[kind] = parser
+
+    def __delitem__(self, kind: str) -> None:
+        del self._set_here[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*known_kinds(), *self._set_here]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*known_kinds(), *self._set_here]))
+
+
+KIND_PARSERS: MutableMapping[str, KindParser] = _KindParsers()
 
 
 def load_job_file(path: str | Path) -> JobSpec:
@@ -126,9 +166,6 @@ def _parser_for(kind: Any, source: str) -> KindParser:
     if kind == "Job":
         raise JobFileError(f"{source}: kind 'Job' is read as a Cloud Run v1 Job body only with "
                            "`apiVersion: run.googleapis.com/v1`; add it, or use `kind: cloud-run`")
-    if kind in _UPCOMING_KINDS:
-        raise JobFileError(f"{source}: kind {kind!r} is not supported by this version of "
-                           f"gcpjobs yet; use one of: {known}")
     raise JobFileError(f"{source}: unknown kind {kind!r}; use one of: {known}")
 
 
@@ -204,7 +241,8 @@ def _section(data: Any, path: str, known: Sequence[str]) -> _Section:
     section = _Section()
     for key, value in data.items():
         snake = _snake(str(key))
-        where = join_path(path, str(key)) or str(key)
+        # field_path quotes a key that is not a plain name (a newline would break the line).
+        where = join_path(path, field_path([str(key)])) or field_path([str(key)])
         if snake in _NOT_SUPPORTED:
             raise SpecError(_NOT_SUPPORTED[snake], field=where)
         if snake in _NOT_YET:
