@@ -114,6 +114,12 @@ def test_errors_are_the_real_codes(secrets: secretmanager_v1.SecretManagerServic
     # A secret belongs to the project it was created in.
     with pytest.raises(exceptions.NotFound):
         secrets.get_secret(name=f"projects/other-project/secrets/{secret_id}")
+    # Projects are checked as every other service checks them (names.check_project_id).
+    for project in ("Upper-Case", "ends-with-", "a.b"):
+        with pytest.raises(exceptions.BadRequest, match="Invalid project resource name"):
+            secrets.get_secret(name=f"projects/{project}/secrets/{secret_id}")
+        with pytest.raises(exceptions.BadRequest, match="Invalid project resource name"):
+            secrets.list_secrets(parent=f"projects/{project}")
 
 
 def test_a_corrupted_payload_is_refused(secrets: secretmanager_v1.SecretManagerServiceClient) -> None:

@@ -73,6 +73,11 @@ def split_name(name: str, collections: Sequence[str], *, pattern: str, what: str
 def check_project_and_location(project: str, location: str, *, service: str) -> None:
     """INVALID_ARGUMENT unless `location` is a region and `project` a project id or number."""
     check_location(location, service=service)
+    check_project_id(project)
+
+
+def check_project_id(project: str) -> None:
+    """INVALID_ARGUMENT unless `project` is a project id or number."""
     try:
         check_project(project)
     except SpecError as error:

@@ -18,6 +18,7 @@ import grpc
 from google.cloud.secretmanager_v1 import types as sm
 from google.protobuf import empty_pb2, timestamp_pb2
 
+from gcpjobs.emulator import names
 from gcpjobs.emulator.errors import ServiceError
 from gcpjobs.emulator.paging import (
     InvalidPageSize,
@@ -56,6 +57,7 @@ def _parent(text: str) -> str:
     if match is None:
         raise _invalid(f"Invalid resource field value in the request: parent {text!r} must be "
                        "projects/PROJECT")
+    names.check_project_id(match.group(1))
     return match.group(1)
 
 
@@ -64,6 +66,7 @@ def _secret_name(text: str) -> tuple[str, str]:
     if match is None or not is_secret_id(match.group(2)):
         raise _invalid(f"Invalid resource field value in the request: {text!r} is not "
                        "projects/PROJECT/secrets/SECRET_ID")
+    names.check_project_id(match.group(1))
     return match.group(1), match.group(2)
 
 
@@ -76,6 +79,7 @@ def _version_name(text: str) -> tuple[str, str, str]:
     if version != "latest" and not (version.isdigit() and int(version) > 0):
         raise _invalid(f"Invalid resource field value in the request: version {version!r} must "
                        "be a positive number or 'latest'")
+    names.check_project_id(match.group(1))
     return match.group(1), match.group(2), version
 
 
