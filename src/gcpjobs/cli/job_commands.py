@@ -107,9 +107,26 @@ def _transport(value: str) -> Transport:
 
 
 def _kind(value: str | None) -> str | None:
-    if value is not None and value not in KINDS:
-        raise typer.BadParameter(f"{value!r} is not a kind; use vertex or cloud-run", param_hint="--kind")
-    return value
+    """The registry's name of the kind `--kind` gives (None: not given)."""
+    from gcpjobs.kinds import UnknownKindError, kind_entry, known_kinds
+
+    if value is None:
+        return None
+    try:
+        return kind_entry(value).name
+    except UnknownKindError:
+        raise typer.BadParameter(f"{value!r} is not a kind; use {' or '.join(known_kinds())}",
+                                 param_hint="--kind") from None
+
+
+def _service(kind: str) -> str:
+    """The service a kind runs on, as users read it ("Cloud Run")."""
+    from gcpjobs.kinds import UnknownKindError, kind_entry
+
+    try:
+        return kind_entry(kind).label
+    except UnknownKindError:  # a record from a gcpjobs that knew more kinds
+        return kind
 
 
 FileArgument = Annotated[
@@ -169,11 +186,12 @@ def _load(
 
 def _render(template: str, values_file: Path | None, overrides: dict[str, Any]) -> JobSpec:
     from gcpjobs.errors import JobFileError
+    from gcpjobs.kinds import known_kinds
     from gcpjobs.specs.templates import JobTemplate, default_template
 
     chosen = (
         default_template(template)
-        if template in KINDS and not Path(template).exists()
+        if template in known_kinds() and not Path(template).exists()
         else JobTemplate.load(template)
     )
     values: dict[str, Any] = {}
@@ -382,7 +400,7 @@ def recall(
                   for r in records]
         raise GcpJobsError("\n".join(lines)) from None
     record = records[0]
-    service = "Cloud Run" if record.kind == "cloud-run" else "Vertex AI"
+    service = _service(record.kind)
     ended = (f"its end was recorded at {format_time(record.ended_at)}" if record.ended_at
              else "it had not ended when last seen from here")
     err_console.print(

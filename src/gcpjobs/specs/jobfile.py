@@ -145,7 +145,10 @@ def parse_job_document(
         if is_v1_job_body(data):
             return v1_job_to_cloud_run_job(data, default_name)
         if "kind" in data:
-            return _parser_for(data["kind"], source)(data, default_name)
+            # The registry chose the spec class by the kind; `kind` itself is not a field of
+            # every spec class, and an alias is not the class's own name.
+            fields = {key: value for key, value in data.items() if key != "kind"}
+            return _parser_for(data["kind"], source)(fields, default_name)
         if _has(data, "job_spec") or _has(data, "display_name"):
             return custom_job_to_vertex_job(data, default_name)
         if _has(data, "worker_pool_specs"):

@@ -28,9 +28,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from gcpjobs.errors import SpecError
+from gcpjobs.kinds import UnknownKindError, builtin_kinds, kind_entry, known_kinds
 from gcpjobs.paths import data_dir
 from gcpjobs.specs.base import shown, type_name, unknown_field_message
 from gcpjobs.steps.payload import ENTRYPOINT_MODULE, first_line
@@ -40,8 +41,10 @@ from gcpjobs.steps.store import check_store_url
 if TYPE_CHECKING:
     from gcpjobs.specs.jobfile import JobSpec
 
-Kind = Literal["vertex", "cloud-run"]
-KINDS: tuple[Kind, ...] = ("vertex", "cloud-run")
+# A kind of the registry (`gcpjobs.kinds`): "vertex", "cloud-run" or a plug-in's.
+Kind: TypeAlias = str
+# The kinds gcpjobs serves itself; `known_kinds()` adds those registered since.
+KINDS: tuple[Kind, ...] = builtin_kinds()
 
 IMAGE_ENV = "GCPJOBS_STEP_IMAGE"
 STORE_ENV = "GCPJOBS_STEP_STORE"
@@ -149,9 +152,17 @@ def load_config() -> StepConfig:
 
 
 def _checked_kind(value: Any) -> Kind:
-    if value in KINDS:
-        return cast(Kind, value)
-    raise SpecError(f"must be 'vertex' or 'cloud-run', got {shown(value)}", field="kind")
+    try:
+        return kind_entry(value).name
+    except UnknownKindError:
+        raise SpecError(f"must be {_one_of(known_kinds())}, got {shown(value)}",
+                        field="kind") from None
+
+
+def _one_of(kinds: tuple[str, ...]) -> str:
+    """`'a' or 'b'`, `'a', 'b' or 'c'`."""
+    quoted = [repr(kind) for kind in kinds]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
 
 
 def _checked_python(value: Any) -> str:
@@ -187,15 +198,12 @@ class StepSettings:
 
     @classmethod
     def parse(cls, values: Mapping[str, Any]) -> StepSettings:
-        from gcpjobs.specs.cloudrun import CloudRunJob
-        from gcpjobs.specs.vertex import VertexJob
-
         if not isinstance(values, Mapping):
             raise SpecError(f"settings must be a mapping of field names to values, not "
                             f"{type_name(values)}; e.g. {{'machine_type': 'n1-standard-8'}}")
         given = dict(values)
         kind = _checked_kind(given.get("kind", "vertex"))
-        model = VertexJob if kind == "vertex" else CloudRunJob
+        model = kind_entry(kind).load("spec_class")
         known = (set(model.model_fields) | set(STEP_KEYS)) - set(SET_BY_STEP)
         for key in given:
             if key in SET_BY_STEP:
@@ -251,21 +259,21 @@ class StepSettings:
         data["image"] = image
         data["command"] = [self.python, "-m", ENTRYPOINT_MODULE]
         data["args"] = [run_url]
-        spec: JobSpec
-        if self.kind == "vertex":
-            spec = VertexJob.model_validate(data)
-            if spec.extra_worker_pools:
-                raise SpecError("a remote step runs on one machine; remove extra_worker_pools "
-                                "(run a VertexJob for distributed training)",
-                                field="extra_worker_pools")
-        else:
+        # The step's own rules follow the spec class, not the kind's name: a kind registered
+        # with Cloud Run's spec class runs its steps as Cloud Run steps.
+        model = kind_entry(self.kind).load("spec_class")
+        if issubclass(model, CloudRunJob):
             if "name" not in self.fields:
                 data["name"] = suggest_job_name(data["name"])
             data.setdefault("max_retries", 0)  # a failed call is the caller's to retry
-            spec = CloudRunJob.model_validate(data)
-            if spec.task_count != 1:
-                raise SpecError(f"must be 1 for a remote step (one call runs once), got "
-                                f"{spec.task_count}", field="task_count")
+        spec = cast("JobSpec", model.model_validate(data))
+        if isinstance(spec, VertexJob) and spec.extra_worker_pools:
+            raise SpecError("a remote step runs on one machine; remove extra_worker_pools "
+                            "(run a VertexJob for distributed training)",
+                            field="extra_worker_pools")
+        if isinstance(spec, CloudRunJob) and spec.task_count != 1:
+            raise SpecError(f"must be 1 for a remote step (one call runs once), got "
+                            f"{spec.task_count}", field="task_count")
         for variable in (KEY_SECRET_ENV, KEY_ENV):
             if variable in spec.env:
                 raise SpecError(f"{variable} is set by gcpjobs for each remote step; remove it",

@@ -27,7 +27,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from gcpjobs.specs.default_templates import default_template_data
+from gcpjobs.kinds import kind_entry
 
 __all__ = ["JOB_KEY", "PREFECT_FIELDS", "prefect_base_job_template"]
 
@@ -228,18 +228,25 @@ _EXTRA_WORKER_POOLS_DESCRIPTION = (
 def prefect_base_job_template(kind: str) -> dict[str, Any]:
     """The default base job template of a work pool for `kind` ("vertex" or "cloud-run"):
     `{"job_configuration": {...}, "variables": {JSON schema}}`, plain JSON data (a fresh copy
-    each call). SpecError (one line) for another kind."""
-    data = default_template_data(kind)
+    each call). UnknownKindError (a one-line SpecError, listing the kinds) for another kind.
+
+    The tables above hold what prefect-gcp's pools have for the built-in kinds; a kind
+    without rows there (a plug-in's) gets its default template with Prefect's variables."""
+    entry = kind_entry(kind)
+    kind = entry.name  # an alias reads the tables under the kind's own name
+    data: dict[str, Any] = entry.load("default_template")(entry.name)
     ours: dict[str, Any] = data["variables"]["properties"]
     definitions: dict[str, Any] = dict(data["variables"].get("$defs", {}))
     required = [name for name in data["variables"].get("required", [])
-                if name not in _PREFECT_GCP_DEFAULTS[kind]]
+                if name not in _PREFECT_GCP_DEFAULTS.get(kind, {})]
     document: dict[str, Any] = dict(data["job_configuration"])
 
-    if kind == "vertex":
+    # Feature tests, not kind names: a pool offers what its spec class can hold.
+    if "extra_worker_pools" in entry.load("spec_class").model_fields:
         ours["extra_worker_pools"], definitions = _extra_worker_pools(definitions)
         document["extra_worker_pools"] = "{{ extra_worker_pools }}"
-    if kind == "cloud-run":
+    aliases = _ALIASES.get(kind, {})
+    if _SECRET_REF in _schemas_within(aliases):
         definitions.setdefault(_SECRET_REF_DEFINITION, _secret_ref_schema())
 
     properties: dict[str, Any] = {}
@@ -247,21 +254,24 @@ def prefect_base_job_template(kind: str) -> dict[str, Any]:
         if name in _PREFECT_VARIABLES:
             prop = copy.deepcopy(_PREFECT_VARIABLES[name])
             if name == "env":
-                prop["description"] += _ENV_NOTE[kind]
+                prop["description"] += _ENV_NOTE.get(kind, "")
             properties[name] = prop
             continue
         prop = dict(schema)
-        if name in _NO_DEFAULT[kind]:
+        no_default = _NO_DEFAULT.get(kind, {})
+        if name in no_default:
             prop.pop("default", None)
-            prop["description"] += _NO_DEFAULT[kind][name]
-        if name in _PREFECT_GCP_DEFAULTS[kind]:
-            prop["default"] = _PREFECT_GCP_DEFAULTS[kind][name]
-        prop.update(_EXTRA_SCHEMA[kind].get(name, {}))
-        if name in _DESCRIPTION_NOTES[kind]:
-            prop["description"] += _DESCRIPTION_NOTES[kind][name]
+            prop["description"] += no_default[name]
+        prefect_gcp_defaults = _PREFECT_GCP_DEFAULTS.get(kind, {})
+        if name in prefect_gcp_defaults:
+            prop["default"] = prefect_gcp_defaults[name]
+        prop.update(_EXTRA_SCHEMA.get(kind, {}).get(name, {}))
+        notes = _DESCRIPTION_NOTES.get(kind, {})
+        if name in notes:
+            prop["description"] += notes[name]
         properties[name] = prop
-    properties.update(copy.deepcopy(_ALIASES[kind]))
-    properties["credentials"] = _credentials_variable(kind)
+    properties.update(copy.deepcopy(aliases))
+    properties["credentials"] = _credentials_variable(entry.label)
     properties["job_watch_poll_interval"] = copy.deepcopy(_JOB_WATCH_POLL_INTERVAL)
     definitions[_CREDENTIALS_DEFINITION] = _credentials_schema()
 
@@ -269,11 +279,11 @@ def prefect_base_job_template(kind: str) -> dict[str, Any]:
     job_configuration: dict[str, Any] = {name: f"{{{{ {name} }}}}" for name in PREFECT_FIELDS}
     job_configuration["credentials"] = "{{ credentials }}"
     job_configuration["job_watch_poll_interval"] = "{{ job_watch_poll_interval }}"
-    job_configuration.update({name: f"{{{{ {name} }}}}" for name in _ALIASES[kind]})
+    job_configuration.update({name: f"{{{{ {name} }}}}" for name in aliases})
     job_configuration[JOB_KEY] = job
 
     variables: dict[str, Any] = {
-        "description": f"Job variables of a gcpjobs {_SERVICE[kind]} work pool; a deployment's "
+        "description": f"Job variables of a gcpjobs {entry.label} work pool; a deployment's "
                        "job_variables override them.",
         "type": "object",
         "properties": properties,
@@ -284,13 +294,19 @@ def prefect_base_job_template(kind: str) -> dict[str, Any]:
     return {"job_configuration": job_configuration, "variables": _prefect_refs(variables)}
 
 
-_SERVICE = {"vertex": "Vertex AI", "cloud-run": "Cloud Run"}
+def _schemas_within(node: Any) -> list[Any]:
+    """Every mapping inside `node` (to find the references a set of variables makes)."""
+    if isinstance(node, Mapping):
+        return [node, *(found for value in node.values() for found in _schemas_within(value))]
+    if isinstance(node, list):
+        return [found for item in node for found in _schemas_within(item)]
+    return []
 
 
-def _credentials_variable(kind: str) -> dict[str, Any]:
+def _credentials_variable(service: str) -> dict[str, Any]:
     return {
         "title": "gcpjobs Credentials",
-        "description": f"A gcpjobs Credentials block to authenticate to {_SERVICE[kind]} "
+        "description": f"A gcpjobs Credentials block to authenticate to {service} "
                        "(a key file, a stored key, or neither for Application Default "
                        "Credentials). Unset: Application Default Credentials; with no project "
                        "configured at all, jobs run on gcpjobs' local emulator.",

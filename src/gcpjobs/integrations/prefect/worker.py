@@ -49,7 +49,7 @@ from prefect.exceptions import InfrastructureNotFound
 from prefect.states import Cancelled
 from prefect.workers.base import BaseWorker, BaseWorkerResult
 
-from gcpjobs.clients.kinds import kind_of_name
+from gcpjobs.clients.kinds import client_for_kind, kind_of_name
 from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError
 from gcpjobs.integrations.prefect.configuration import (
     CloudRunJobConfiguration,
@@ -57,6 +57,7 @@ from gcpjobs.integrations.prefect.configuration import (
     VertexJobConfiguration,
 )
 from gcpjobs.integrations.prefect.templates import prefect_base_job_template
+from gcpjobs.kinds import kind_entry
 from gcpjobs.specs.labels import new_submission_id
 from gcpjobs.states import JobState
 
@@ -177,13 +178,18 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
     type of its own (Prefect skips direct ABC subclasses).
     """
 
+    # The kind registry's name for what this worker runs: its client and its service's name
+    # are the registry's (`gcpjobs.kinds`).
     kind: ClassVar[str]
-    # (module, class) of the async client.
-    client_class: ClassVar[tuple[str, str]]
-    # What the first submission would import: imported off the event loop at setup, since
-    # the Google client libraries take most of a second to load.
+    # What the first submission would import besides the client: imported off the event loop
+    # at setup, since the Google client libraries take most of a second to load.
     preloaded_modules: ClassVar[tuple[str, ...]]
     service_name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:  # a worker of one kind: named as the registry names it
+            cls.service_name = kind_entry(cls.kind).label
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -201,7 +207,8 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
 
     async def setup(self) -> None:
         await super().setup()
-        for module in (self.client_class[0], *self.preloaded_modules):
+        client_module = kind_entry(self.kind).client_class.partition(":")[0]
+        for module in (client_module, *self.preloaded_modules):
             await asyncio.to_thread(importlib.import_module, module)
         self._cancellation = CancellationWatch(
             lambda: self.client, self._on_cancelling, cancel_poll_seconds())
@@ -224,8 +231,7 @@ class GcpJobsWorker(BaseWorker[Any, Any, GcpJobsWorkerResult], abc.ABC):
                            for name, value in options.items()))
         client = self._clients.get(key)
         if client is None:
-            module, name = self.client_class
-            client = getattr(importlib.import_module(module), name)(**options)
+            client = client_for_kind(self.kind, **options)
             self._clients[key] = client
         return client
 
@@ -429,8 +435,6 @@ class VertexWorker(GcpJobsWorker):
 
     type = "gcpjobs-vertex"
     kind = "vertex"
-    service_name = "Vertex AI"
-    client_class = ("gcpjobs.clients.vertex", "AsyncVertexClient")
     preloaded_modules = ("gcpjobs.requests.vertex",
                          "google.cloud.aiplatform_v1.services.job_service")
     job_configuration = VertexJobConfiguration
@@ -448,8 +452,6 @@ class CloudRunWorker(GcpJobsWorker):
 
     type = "gcpjobs-cloud-run"
     kind = "cloud-run"
-    service_name = "Cloud Run"
-    client_class = ("gcpjobs.clients.cloudrun", "AsyncCloudRunClient")
     preloaded_modules = ("gcpjobs.requests.cloudrun", "google.cloud.run_v2.services.jobs",
                          "google.cloud.run_v2.services.executions")
     job_configuration = CloudRunJobConfiguration

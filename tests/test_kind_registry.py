@@ -1,0 +1,194 @@
+"""The kind registry (`gcpjobs.kinds`): what each kind names resolves, unknown kinds are one
+line listing the known ones, and kinds added at run time or by a plug-in are found."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from gcpjobs import kinds as registry
+from gcpjobs.clients.cloudrun import AsyncCloudRunClient
+from gcpjobs.clients.kinds import client_for_kind, kind_of_name
+from gcpjobs.errors import SpecError
+from gcpjobs.kinds import KindEntry, UnknownKindError, kind_entry, known_kinds
+from gcpjobs.specs.base import Spec
+from gcpjobs.specs.cloudrun import CloudRunJob
+from gcpjobs.specs.jobfile import load_job_file, parse_job_document
+from gcpjobs.steps.settings import StepSettings
+from tests.cli.support import assert_one_line_error, clean_env, gcpjobs, job_file
+
+BUILTIN = registry.builtin_kinds()
+FAKE = "fake-run"
+
+
+@pytest.fixture
+def fake_kind() -> Iterator[KindEntry]:
+    """A kind registered at run time: the Cloud Run entry's classes under another name."""
+    entry = dataclasses.replace(kind_entry("cloud-run"), name=FAKE, label="Fake Run",
+                                name_rule=None, prefect_worker=None)
+    registry.register_kind(entry)
+    yield entry
+    registry.unregister_kind(FAKE)
+
+
+def test_the_built_in_kinds_come_first_in_their_order() -> None:
+    assert BUILTIN == ("vertex", "cloud-run")
+    assert known_kinds()[:2] == BUILTIN
+
+
+@pytest.mark.parametrize("kind", BUILTIN)
+def test_every_path_of_a_built_in_kind_resolves_to_what_it_says(kind: str) -> None:
+    entry = kind_entry(kind)
+    spec_class = entry.load("spec_class")
+    assert isinstance(spec_class, type) and issubclass(spec_class, Spec)
+    client_class = entry.load("client_class")
+    assert isinstance(client_class, type) and client_class.__name__.startswith("Async")
+    assert callable(entry.load("request_builder"))
+    template = entry.load("default_template")(kind)
+    assert template["job_configuration"]["kind"] == kind
+    assert callable(entry.load("job_file_parser"))
+    assert entry.load("name_rule")("projects/p/locations/l/nothing") is False
+    pytest.importorskip("prefect")
+    worker = entry.load("prefect_worker")
+    assert worker.kind == kind and worker.service_name == entry.label
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("123", "vertex"),
+    ("projects/p/locations/l/customJobs/123", "vertex"),
+    ("projects/p/locations/l/jobs/j/executions/j-abc", "cloud-run"),
+    ("nightly-export", None),
+])
+def test_names_tell_their_kind_through_the_rules(name: str, kind: str | None) -> None:
+    assert kind_of_name(name) == kind
+
+
+@pytest.mark.parametrize("kind", ["nope", "", "Vertex", 3, None])
+def test_an_unknown_kind_is_one_line_listing_the_known_kinds(kind: object) -> None:
+    with pytest.raises(UnknownKindError) as caught:
+        kind_entry(kind)
+    assert str(caught.value) == f"unknown kind {kind!r}; use one of: vertex, cloud-run"
+    assert isinstance(caught.value, SpecError)
+
+
+def test_an_unknown_kind_in_a_job_file_is_one_line_through_the_cli(tmp_path: Path) -> None:
+    path = job_file(tmp_path, "kind: nope\nimage: python:3.11-slim\n")
+    # Nothing may be reached: the file is refused before any client exists.
+    result = gcpjobs("run", str(path), env=clean_env(GCPJOBS_EMULATOR_HOST="127.0.0.1:9"))
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result, str(path), "unknown kind 'nope'; use one of: cloud-run, vertex")
+
+
+def test_an_unknown_kind_in_step_settings_lists_the_known_kinds() -> None:
+    with pytest.raises(SpecError) as caught:
+        StepSettings.parse({"kind": "nope"})
+    assert str(caught.value) == "kind: must be 'vertex' or 'cloud-run', got 'nope'"
+
+
+def test_a_kind_registered_at_run_time_is_found_everywhere(fake_kind: KindEntry) -> None:
+    assert known_kinds()[-1] == FAKE
+    assert isinstance(client_for_kind(FAKE, project="p"), AsyncCloudRunClient)
+    job = parse_job_document({"kind": FAKE, "image": "img"}, source="s",
+                             default_name="Nightly_Export")
+    assert isinstance(job, CloudRunJob) and job.name == "nightly-export"
+    with pytest.raises(SpecError, match=r"use one of: cloud-run, fake-run, vertex$"):
+        parse_job_document({"kind": "nope", "image": "img"}, source="s")
+    settings = StepSettings.parse({"kind": FAKE, "image": "img"})
+    assert settings.kind == FAKE
+    with pytest.raises(SpecError, match="'vertex', 'cloud-run' or 'fake-run'"):
+        StepSettings.parse({"kind": "nope"})
+
+
+def test_a_kind_registered_at_run_time_reads_job_files(fake_kind: KindEntry,
+                                                         tmp_path: Path) -> None:
+    job = load_job_file(job_file(tmp_path, f"kind: {FAKE}\nimage: img\ncpu: 2\n"))
+    assert isinstance(job, CloudRunJob) and job.cpu == "2" and job.name == "job"
+
+
+def test_a_taken_name_is_refused(fake_kind: KindEntry) -> None:
+    with pytest.raises(registry.GcpJobsError, match="'fake-run' is registered already"):
+        registry.register_kind(fake_kind)
+
+
+def test_aliases_find_the_kind() -> None:
+    entry = dataclasses.replace(kind_entry("cloud-run"), name="alias-run", aliases=("ar",),
+                                name_rule=None, prefect_worker=None)
+    registry.register_kind(entry)
+    try:
+        assert kind_entry("ar") is entry
+    finally:
+        registry.unregister_kind("alias-run")
+    with pytest.raises(UnknownKindError):
+        kind_entry("ar")
+
+
+# Loaded by the entry points below (`tests.test_kind_registry:PLUGGED_IN`).
+PLUGGED_IN = KindEntry(
+    name="plugged-in", label="Plugged In",
+    spec_class="gcpjobs.specs.cloudrun:CloudRunJob",
+    client_class="gcpjobs.clients.cloudrun:AsyncCloudRunClient",
+    request_builder="gcpjobs.requests.cloudrun:build_job",
+    default_template="gcpjobs.specs.default_templates:default_template_data",
+)
+
+
+def test_entry_points_add_kinds_and_skip_broken_ones() -> None:
+    group = registry.ENTRY_POINT_GROUP
+    points = [
+        EntryPoint("plugged-in", "tests.test_kind_registry:PLUGGED_IN", group),
+        EntryPoint("broken", "no_such_module_anywhere:ENTRY", group),
+        EntryPoint("not-an-entry", "tests.test_kind_registry:BUILTIN", group),
+    ]
+    try:
+        with pytest.warns(RuntimeWarning) as warned:
+            assert registry.load_entry_point_kinds(points) == ["plugged-in"]
+        assert [str(w.message).split(" (")[0] for w in warned] == [
+            "gcpjobs kind plug-in 'broken'", "gcpjobs kind plug-in 'not-an-entry'"]
+        assert kind_entry("plugged-in") is PLUGGED_IN
+    finally:
+        registry.unregister_kind("plugged-in")
+
+
+def test_an_installed_plug_in_is_found_through_its_entry_point(tmp_path: Path) -> None:
+    """A package installed with a `gcpjobs.kinds` entry point, in a fresh interpreter."""
+    (tmp_path / "gcpjobs_fake_kind.py").write_text(textwrap.dedent("""
+        from gcpjobs.kinds import KindEntry
+
+        def entry():
+            return KindEntry(
+                name="plug-run", label="Plug Run",
+                spec_class="gcpjobs.specs.cloudrun:CloudRunJob",
+                client_class="gcpjobs.clients.cloudrun:AsyncCloudRunClient",
+                request_builder="gcpjobs.requests.cloudrun:build_job",
+                default_template="gcpjobs.specs.default_templates:default_template_data",
+            )
+    """))
+    info = tmp_path / "gcpjobs_fake_kind-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gcpjobs-fake-kind\n"
+                                   "Version: 0.1\n")
+    (info / "entry_points.txt").write_text("[gcpjobs.kinds]\nplug-run = gcpjobs_fake_kind:entry\n")
+    code = textwrap.dedent("""
+        import json
+        from gcpjobs.clients.kinds import client_for_kind
+        from gcpjobs.kinds import known_kinds
+        from gcpjobs.specs.jobfile import parse_job_document
+
+        job = parse_job_document({"kind": "plug-run", "image": "img"}, source="s",
+                                 default_name="job")
+        print(json.dumps({"kinds": list(known_kinds()), "job": type(job).__name__,
+                          "client": type(client_for_kind("plug-run", project="p")).__name__}))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], env=clean_env(PYTHONPATH=str(tmp_path)),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"kinds": ["vertex", "cloud-run", "plug-run"],
+                                         "job": "CloudRunJob", "client": "AsyncCloudRunClient"}
