@@ -135,7 +135,7 @@ PLUGGED_IN = KindEntry(
     name="plugged-in", label="Plugged In",
     spec_class="gcpjobs.specs.cloudrun:CloudRunJob",
     client_class="gcpjobs.clients.cloudrun:AsyncCloudRunClient",
-    request_builder="gcpjobs.requests.cloudrun:build_job",
+    request_builder="gcpjobs.protos.cloudrun:build_job",
     default_template="gcpjobs.specs.default_templates:default_template_data",
 )
 
@@ -167,7 +167,7 @@ def test_an_installed_plug_in_is_found_through_its_entry_point(tmp_path: Path) -
                 name="plug-run", label="Plug Run",
                 spec_class="gcpjobs.specs.cloudrun:CloudRunJob",
                 client_class="gcpjobs.clients.cloudrun:AsyncCloudRunClient",
-                request_builder="gcpjobs.requests.cloudrun:build_job",
+                request_builder="gcpjobs.protos.cloudrun:build_job",
                 default_template="gcpjobs.specs.default_templates:default_template_data",
             )
     """))

@@ -12,7 +12,7 @@ import yaml
 from google.cloud import run_v2
 
 from gcpjobs.errors import SpecError
-from gcpjobs.requests.cloudrun import build_create_request
+from gcpjobs.protos.cloudrun import build_create_request
 from gcpjobs.specs.cloudrun import CloudRunJob, SecretRef
 from gcpjobs.specs.cloudrun_v1 import is_v1_job_body, v1_job_to_cloud_run_job
 from gcpjobs.specs.jobfile import load_job_file

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gcpjobs.errors import SpecError
-from gcpjobs.requests import cloudrun as cloudrun_requests
-from gcpjobs.requests import vertex as vertex_requests
+from gcpjobs.protos import cloudrun as cloudrun_requests
+from gcpjobs.protos import vertex as vertex_requests
 from gcpjobs.specs.cloudrun import CloudRunJob
 from gcpjobs.specs.jobfile import load_job_file, parse_job_document
 from gcpjobs.specs.vertex import VertexJob

@@ -26,7 +26,7 @@ def test_specs_do_not_import_the_google_client_libraries() -> None:
 
 
 def test_requests_never_import_the_high_level_sdk() -> None:
-    loaded = modules_after("import gcpjobs.requests.vertex")
+    loaded = modules_after("import gcpjobs.protos.vertex")
     assert "google.cloud.aiplatform_v1" in loaded
     assert "google.cloud.aiplatform" not in loaded
 

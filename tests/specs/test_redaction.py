@@ -10,8 +10,8 @@ import time
 import pytest
 import yaml
 
-from gcpjobs.requests.cloudrun import preview as cloud_run_preview
-from gcpjobs.requests.vertex import preview as vertex_preview
+from gcpjobs.protos.cloudrun import preview as cloud_run_preview
+from gcpjobs.protos.vertex import preview as vertex_preview
 from gcpjobs.specs.cloudrun import CloudRunJob
 from gcpjobs.specs.secrets import REDACTED, holds_secret, redact_env, redact_value, shown_value
 from gcpjobs.specs.vertex import VertexJob

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 EXIT_INTERRUPTED = 130
 # What builds each kind's create request (its protos are most of the import cost).
-REQUEST_MODULES = {"vertex": "gcpjobs.requests.vertex", "cloud-run": "gcpjobs.requests.cloudrun"}
+REQUEST_MODULES = {"vertex": "gcpjobs.protos.vertex", "cloud-run": "gcpjobs.protos.cloudrun"}
 # Long enough to press Ctrl-C twice on purpose, short enough not to keep a GPU job billing.
 CANCEL_GRACE_SECONDS = 2.0
 # The saved cursor (for `gcpjobs attach` after a killed run) is written at most this often:

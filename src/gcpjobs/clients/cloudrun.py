@@ -340,7 +340,7 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         """Create (or, with `keep_job`, update) the Job and start one execution of it; the
         execution's status right after it was started. Never starts it twice (see module)."""
         resolving = self._start_resolving_target()
-        from gcpjobs.requests.cloudrun import build_create_request, job_id_for
+        from gcpjobs.protos.cloudrun import build_create_request, job_id_for
 
         submission_id = submission_id or new_submission_id()
         target = await resolving

@@ -327,7 +327,7 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
     async def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
         """Submit `job`; its status right after creation. Never creates it twice (see module)."""
         resolving = self._start_resolving_target()
-        from gcpjobs.requests.vertex import build_custom_job, parent_for
+        from gcpjobs.protos.vertex import build_custom_job, parent_for
 
         submission_id = submission_id or new_submission_id()
         custom_job = build_custom_job(job, submission_id)

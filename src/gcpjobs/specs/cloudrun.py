@@ -589,7 +589,7 @@ class CloudRunJob(Spec):
 
     def preview(self, fmt: str = "yaml") -> str:
         """The exact CreateJob request this job becomes, as "yaml" or "json", secrets
-        redacted (see `gcpjobs.requests.cloudrun.preview`)."""
-        from gcpjobs.requests.cloudrun import preview
+        redacted (see `gcpjobs.protos.cloudrun.preview`)."""
+        from gcpjobs.protos.cloudrun import preview
 
         return preview(self, fmt)

@@ -585,7 +585,7 @@ class VertexJob(Spec):
 
     def preview(self, fmt: str = "yaml") -> str:
         """The exact CreateCustomJob request this job becomes, as "yaml" or "json", secrets
-        redacted (see `gcpjobs.requests.vertex.preview`)."""
-        from gcpjobs.requests.vertex import preview
+        redacted (see `gcpjobs.protos.vertex.preview`)."""
+        from gcpjobs.protos.vertex import preview
 
         return preview(self, fmt)

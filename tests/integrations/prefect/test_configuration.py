@@ -27,7 +27,7 @@ from gcpjobs.integrations.prefect.configuration import (
 )
 from gcpjobs.integrations.prefect.credentials import GcpJobsCredentials
 from gcpjobs.integrations.prefect.templates import prefect_base_job_template
-from gcpjobs.requests.cloudrun import build_create_request, job_id_for, request_to_dict
+from gcpjobs.protos.cloudrun import build_create_request, job_id_for, request_to_dict
 from gcpjobs.specs.cloudrun import CloudRunJob, SecretRef
 from gcpjobs.specs.labels import new_submission_id
 from gcpjobs.specs.vertex import VertexJob

@@ -435,7 +435,7 @@ class VertexWorker(GcpJobsWorker):
 
     type = "gcpjobs-vertex"
     kind = "vertex"
-    preloaded_modules = ("gcpjobs.requests.vertex",
+    preloaded_modules = ("gcpjobs.protos.vertex",
                          "google.cloud.aiplatform_v1.services.job_service")
     job_configuration = VertexJobConfiguration
     _display_name = "Vertex AI (gcpjobs)"
@@ -452,7 +452,7 @@ class CloudRunWorker(GcpJobsWorker):
 
     type = "gcpjobs-cloud-run"
     kind = "cloud-run"
-    preloaded_modules = ("gcpjobs.requests.cloudrun", "google.cloud.run_v2.services.jobs",
+    preloaded_modules = ("gcpjobs.protos.cloudrun", "google.cloud.run_v2.services.jobs",
                          "google.cloud.run_v2.services.executions")
     job_configuration = CloudRunJobConfiguration
     _display_name = "Cloud Run (gcpjobs)"

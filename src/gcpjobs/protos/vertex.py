@@ -12,7 +12,7 @@ from typing import Any
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from gcpjobs.requests.preview import (
+from gcpjobs.protos.preview import (
     PROJECT_PLACEHOLDER,
     PreviewFormat,
     dump_preview,

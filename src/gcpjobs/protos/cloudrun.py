@@ -14,7 +14,7 @@ from google.cloud import run_v2
 from google.protobuf import json_format
 
 from gcpjobs.errors import SpecError
-from gcpjobs.requests.preview import (
+from gcpjobs.protos.preview import (
     PROJECT_PLACEHOLDER,
     PreviewFormat,
     dump_preview,

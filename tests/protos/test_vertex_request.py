@@ -9,7 +9,7 @@ import pytest
 import yaml
 from google.cloud import aiplatform_v1
 
-from gcpjobs.requests.vertex import (
+from gcpjobs.protos.vertex import (
     build_custom_job,
     custom_job_to_dict,
     display_name_for,

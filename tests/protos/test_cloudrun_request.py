@@ -11,7 +11,7 @@ from google.api import launch_stage_pb2
 from google.cloud import run_v2
 
 from gcpjobs.errors import SpecError
-from gcpjobs.requests.cloudrun import (
+from gcpjobs.protos.cloudrun import (
     build_create_request,
     build_job,
     job_id_for,
