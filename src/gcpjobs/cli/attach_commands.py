@@ -16,19 +16,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gcpjobs.cli.console import console, err_console
-from gcpjobs.cli.job_commands import (
+from gcpjobs.cli.options import (
     EmulatorOption,
     KindOption,
     ProjectOption,
     RegionOption,
     TransportOption,
-    _kind,
-    _transport,
-    announced_target,
-    cli_retry_policy,
-    skip_unserved_kind,
     use_emulator,
 )
+from gcpjobs.cli.options import parse_kind as _kind
+from gcpjobs.cli.options import parse_transport as _transport
+from gcpjobs.cli.resolve import announced_target, cli_retry_policy, skip_unserved_kind
 from gcpjobs.clients.kinds import KINDS
 
 if TYPE_CHECKING:

@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     from gcpjobs.clients.logs import LogLine
     from gcpjobs.clients.protocol import JobClient
     from gcpjobs.clients.target import Target
+    from gcpjobs.core.events import StateChange
     from gcpjobs.results import JobResult, JobStatus, TaskCounts
     from gcpjobs.specs.jobfile import JobSpec
-    from gcpjobs.watch.events import StateChange
 
 EXIT_INTERRUPTED = 130
 # What builds each kind's create request (its protos are most of the import cost).
@@ -101,7 +101,7 @@ async def show_job_lines(
     show. Where the last run or attach of the job on this machine stopped is where it goes
     on; the emulator's notes, the same for each task, are shown once. If Logging cannot be
     read the lines stop with a note; it never fails the command."""
-    from gcpjobs.cli.logs_commands import load_cursor, save_cursor
+    from gcpjobs.cli.cursors import load_cursor, save_cursor
     from gcpjobs.watch.logs import default_log_watcher
 
     cursor = load_cursor(name)

@@ -1,11 +1,7 @@
 """`gcpjobs run|preview|status|list|cancel`: the job commands, for both kinds of job.
 
-A job file's `kind` decides which service runs it. A name given to `status` or `cancel`
-decides it where it can (`.../customJobs/ID` or a number: Vertex; `.../executions/E`: Cloud
-Run); a bare name is tried as a Cloud Run execution id, then as the name the user gave the
-job: a Vertex display name with or without the submission suffix gcpjobs adds, a kept Cloud
-Run job (its newest execution) or a Cloud Run job of one submission. Several matches are
-listed, one line each, and the command fails.
+A job file's `kind` decides which service runs it. Which job a name given to `status` or
+`cancel` means is decided in `cli/resolve.py` (shared with `logs`, `attach` and `step`).
 
 A job the service no longer has (a Cloud Run Job that was not kept is deleted with its
 executions once it ends; a Vertex job can be deleted) is looked up in the local run history
@@ -24,71 +20,39 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gcpjobs.cli.console import announce_target, console, err_console
+from gcpjobs.cli.console import console, err_console
+from gcpjobs.cli.options import (
+    EmulatorOption,
+    KindOption,
+    NameArgument,
+    ProjectOption,
+    RegionOption,
+    TransportOption,
+    parse_kind,
+    parse_transport,
+    use_emulator,
+)
+from gcpjobs.cli.resolve import (
+    announced_target,
+    cli_retry_policy,
+    is_gone,
+    job_client,
+    locate,
+    recall,
+    remember_end,
+    skip_unserved_kind,
+)
 from gcpjobs.clients.kinds import KINDS
 from gcpjobs.errors import GcpJobsError
 
 if TYPE_CHECKING:
-    from gcpjobs.clients.protocol import JobClient
-    from gcpjobs.clients.retry import RetryPolicy
     from gcpjobs.clients.target import Target
-    from gcpjobs.history import RunRecord
     from gcpjobs.results import JobStatus
     from gcpjobs.specs.jobfile import JobSpec
-
-Transport = Literal["grpc", "rest"]
-
-ProjectOption = Annotated[
-    str | None,
-    typer.Option(
-        "--project",
-        help="Google Cloud project (default: the job file's, then the environment's; "
-        "with none configured, the local emulator).",
-    ),
-]
-RegionOption = Annotated[
-    str | None, typer.Option("--region", help="Region, e.g. us-central1 (default: us-central1).")
-]
-TransportOption = Annotated[
-    str, typer.Option("--transport", help="Wire protocol to the API: grpc or rest.")
-]
-KindOption = Annotated[
-    str | None,
-    typer.Option("--kind", help="vertex or cloud-run (default: told by the name)."),
-]
-EmulatorOption = Annotated[
-    bool,
-    typer.Option(
-        "--emulator",
-        help="Use the local emulator even if a Google project is configured "
-        "(same as GCPJOBS_TARGET=emulator).",
-    ),
-]
-
-
-def use_emulator(forced: bool) -> None:
-    """`--emulator`: every client this process makes resolves to the emulator (the variable
-    is what `resolve_target` reads, so remote steps and log readers follow it too)."""
-    import os
-
-    from gcpjobs.clients.target import TARGET_ENV, forced_target_kind
-
-    if forced:
-        os.environ[TARGET_ENV] = "emulator"
-    forced_target_kind()  # a bad GCPJOBS_TARGET is one line before anything else happens
-
-
-async def announced_target(kind: str | None, project: str | None, region: str | None) -> Target:
-    """Where this command's requests go (may start the embedded emulator), said on stderr."""
-    from gcpjobs.clients.target import resolve_target
-
-    target = await asyncio.to_thread(resolve_target, project=project)
-    announce_target(target, kind, region or "us-central1")
-    return target
 
 
 def register(app: typer.Typer) -> None:
@@ -98,35 +62,6 @@ def register(app: typer.Typer) -> None:
     app.command(name="list")(list_jobs)
     app.command()(cancel)
     app.command(name="history")(history)
-
-
-def _transport(value: str) -> Transport:
-    if value not in ("grpc", "rest"):
-        raise typer.BadParameter(f"{value!r} is not a transport; use grpc or rest", param_hint="--transport")
-    return value  # type: ignore[return-value]
-
-
-def _kind(value: str | None) -> str | None:
-    """The registry's name of the kind `--kind` gives (None: not given)."""
-    from gcpjobs.kinds import UnknownKindError, kind_entry, known_kinds
-
-    if value is None:
-        return None
-    try:
-        return kind_entry(value).name
-    except UnknownKindError:
-        raise typer.BadParameter(f"{value!r} is not a kind; use {' or '.join(known_kinds())}",
-                                 param_hint="--kind") from None
-
-
-def _service(kind: str) -> str:
-    """The service a kind runs on, as users read it ("Cloud Run")."""
-    from gcpjobs.kinds import UnknownKindError, kind_entry
-
-    try:
-        return kind_entry(kind).label
-    except UnknownKindError:  # a record from a gcpjobs that knew more kinds
-        return kind
 
 
 FileArgument = Annotated[
@@ -214,26 +149,6 @@ def _render(template: str, values_file: Path | None, overrides: dict[str, Any]) 
     return spec
 
 
-def cli_retry_policy() -> RetryPolicy:
-    """Retries for a person at a terminal: a service that stops answering (the emulator
-    stopped, the network gone) is reported within 10 s, not after the library's two minutes
-    of silent backoff. A create still never makes a second job: before each re-send it looks
-    for the first by its submission label, and gives up rather than send blind."""
-    from gcpjobs.clients.retry import RetryPolicy
-
-    return RetryPolicy(initial=0.5, maximum=2.0, deadline=6.0, call_timeout=30.0)
-
-
-def _client(
-    kind: str, project: str | None, region: str | None, transport: Transport,
-    target: Target | None = None,
-) -> JobClient:
-    from gcpjobs.clients.kinds import client_for_kind
-
-    return client_for_kind(kind, project=project, region=region or "us-central1",
-                           transport=transport, target=target, retry=cli_retry_policy())
-
-
 def preview(
     file: FileArgument = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="yaml or json.")] = "yaml",
@@ -280,209 +195,9 @@ def run(
 
     use_emulator(emulator)
     job = _load(file, template, assignments, name, project, region)
-    client = _client(job.kind, job.project, job.region, _transport(transport))
+    client = job_client(job.kind, job.project, job.region, parse_transport(transport))
     code = asyncio.run(follow_job(client, job, detach=detach))
     raise typer.Exit(code)
-
-
-# What a project (or an older emulator) that does not serve one kind's API answers.
-_SERVICE_MISSING = frozenset({"PERMISSION_DENIED", "FAILED_PRECONDITION", "UNIMPLEMENTED"})
-_NOT_AN_EXECUTION = frozenset(
-    {"NOT_FOUND", "PERMISSION_DENIED", "FAILED_PRECONDITION", "INVALID_ARGUMENT"}
-)
-
-
-def skip_unserved_kind(error: BaseException, kind: str, *, asked_for: bool, what: str) -> None:
-    """Go on without `kind` when its API is not served in the project (a command that covers
-    both kinds by default must not fail for a project that uses one), with a notice; raise
-    `error` when the user asked for that kind or it failed for another reason."""
-    from gcpjobs.errors import ApiError
-
-    if asked_for or not (isinstance(error, ApiError) and error.code in _SERVICE_MISSING):
-        raise error
-    err_console.print(f"{kind} jobs not {what}: {error}", style="yellow", highlight=False,
-                      soft_wrap=True)
-
-
-async def _locate(
-    name: str, kind: str | None, project: str | None, region: str | None, transport: Transport
-) -> tuple[JobClient, str]:
-    """The client for the job `name` means, and its full resource name (see the module)."""
-    from gcpjobs.clients.kinds import kind_of_name
-    from gcpjobs.errors import ApiError, GcpJobsError
-
-    told = kind or kind_of_name(name)
-    target = await announced_target(told, project, region)
-    if told is not None and (name.startswith("projects/") or name.isdigit()):
-        client = _client(told, project, region, transport, target)
-        return client, client.resource_name(name, region)
-    if told in (None, "cloud-run"):
-        runs = _client("cloud-run", project, region, transport, target)
-        try:
-            resource = runs.resource_name(name, region)
-        except GcpJobsError:
-            resource = None  # not shaped like an execution id
-        if resource is not None:
-            try:
-                await runs.get(resource)
-                return runs, resource
-            except ApiError as error:
-                # Not an execution here (or Cloud Run is not enabled in the project): on to
-                # the names users gave, whose own error is the one to show if that fails too.
-                if error.code not in _NOT_AN_EXECUTION:
-                    raise
-        await runs.close()
-    kinds = [told] if told else list(KINDS)
-    matches = await _named(name, kinds, project, region, transport, target,
-                           asked_for=told is not None)
-    if len(matches) == 1:
-        found = matches[0]
-        return _client(found.kind, project, region, transport, target), found.name
-    if not matches:
-        raise NoSuchJobError(
-            f"no job or execution is named {name!r} in this region; give its id or "
-            "full resource name (`gcpjobs list` shows them, `gcpjobs history` the runs made "
-            "from here)"
-        )
-    raise GcpJobsError(_ambiguous(name, matches))
-
-
-class NoSuchJobError(GcpJobsError):
-    """No job or execution answers to the name given (`_locate`)."""
-
-
-def _ambiguous(name: str, matches: list[JobStatus]) -> str:
-    """The error for a name several jobs answer to: a line, then one line per job."""
-    from gcpjobs.cli.render import format_time
-
-    lines = [f"{len(matches)} jobs are named {name!r}; give one of these ids:"]
-    lines += [f"  {m.job_id}  {m.kind}  {m.state.value}  created {format_time(m.create_time)}"
-              for m in matches]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------ the run history
-
-
-def is_gone(error: BaseException) -> bool:
-    """Whether `error` says the service has no such job (so the run history may know it)."""
-    from gcpjobs.errors import JobNotFoundError
-
-    return isinstance(error, (NoSuchJobError, JobNotFoundError))
-
-
-def recall(
-    name: str, kind: str | None, project: str | None, region: str | None, error: BaseException,
-) -> RunRecord:
-    """The run `name` means in the local run history, for a name the service no longer
-    knows; it says on stderr that the answer is the history's. Raises `error` (the
-    service's answer) when the history does not know it either."""
-    from gcpjobs.cli.render import format_time
-    from gcpjobs.clients.target import resolve_target
-    from gcpjobs.history import RunHistory, target_key
-
-    target = resolve_target(project=project)
-    # A bare name is looked up in the region the service was asked about, as `_locate` does.
-    where = None if name.strip().startswith("projects/") else (region or "us-central1")
-    try:
-        records = RunHistory().lookup(name, target=target_key(target), region=where)
-    except Exception as failure:  # an unreadable history is no answer; the service's stands
-        err_console.print(f"the local run history could not be read: {failure}",
-                          style="yellow", highlight=False, soft_wrap=True)
-        raise error from None
-    records = [record for record in records if kind is None or record.kind == kind]
-    if not records:
-        raise error
-    if len(records) > 1:
-        lines = [f"{len(records)} runs in the local run history are named {name!r}; give one "
-                 "of these ids:"]
-        lines += [f"  {r.job_id}  {r.kind}  {r.state.value}  created {format_time(r.created_at)}"
-                  for r in records]
-        raise GcpJobsError("\n".join(lines)) from None
-    record = records[0]
-    service = _service(record.kind)
-    ended = (f"its end was recorded at {format_time(record.ended_at)}" if record.ended_at
-             else "it had not ended when last seen from here")
-    err_console.print(
-        f"from the local run history: {record.name} no longer exists in {service} (deleted); "
-        f"{ended}", style="yellow", highlight=False, soft_wrap=True,
-    )
-    return record
-
-
-def remember_end(target: Target, status: JobStatus) -> None:
-    """Tell the run history how a run it holds ended, as seen live (best effort)."""
-    from gcpjobs import history
-
-    history.record_status(target=history.target_key(target), status=status)
-
-
-def answers_to(status: JobStatus, name: str) -> bool:
-    """Whether a job was submitted under the name `name`: its display name (Vertex) or job id
-    (Cloud Run) is `name`, or `name` plus the suffix gcpjobs adds from the submission id."""
-    from gcpjobs.specs.labels import SUBMISSION_LABEL
-
-    given = status.display_name if status.kind == "vertex" else _run_job_id(status.name)
-    if given == name:
-        return True
-    base, dash, suffix = given.rpartition("-")
-    submission = status.labels.get(SUBMISSION_LABEL, "")
-    return bool(dash and suffix) and base == name and submission.startswith(suffix)
-
-
-def _run_job_id(execution: str) -> str:
-    """`projects/P/locations/R/jobs/JOB/executions/E` -> `JOB`."""
-    parts = execution.split("/")
-    return parts[5] if len(parts) > 5 else execution
-
-
-async def _named(
-    name: str, kinds: list[str], project: str | None, region: str | None,
-    transport: Transport, target: Target, *, asked_for: bool,
-) -> list[JobStatus]:
-    """The jobs (Vertex) and executions (Cloud Run) submitted under `name`, newest first. A
-    kept Cloud Run job counts once, as its newest execution."""
-    from gcpjobs.clients.cloudrun import AsyncCloudRunClient
-    from gcpjobs.clients.vertex import AsyncVertexClient
-    from gcpjobs.errors import GcpJobsError
-
-    matches: list[JobStatus] = []
-    for kind in kinds:
-        client = _client(kind, project, region, transport, target)
-        try:
-            async with client:
-                if isinstance(client, AsyncVertexClient):
-                    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-                    # The exact name, or the name and a suffix; the suffix is checked below.
-                    wanted = f'display_name="{quoted}" OR display_name:"{quoted}-*"'
-                    async for status in client.list(region=region, filter=wanted):
-                        if answers_to(status, name):
-                            matches.append(status)
-                else:
-                    assert isinstance(client, AsyncCloudRunClient)
-                    kept_seen = False
-                    async for status in client.list(region=region):
-                        if not answers_to(status, name):
-                            continue
-                        kept = _run_job_id(status.name) == name
-                        if kept and kept_seen:
-                            continue  # an older execution of the kept job
-                        kept_seen = kept_seen or kept
-                        matches.append(status)
-        except GcpJobsError as error:
-            skip_unserved_kind(error, kind, asked_for=asked_for, what="looked at")
-    matches.sort(key=lambda s: s.create_time.timestamp() if s.create_time else 0.0,
-                 reverse=True)
-    return matches
-
-
-NameArgument = Annotated[
-    str,
-    typer.Argument(
-        help="A Vertex job id, display name or resource name; or a Cloud Run execution id or "
-        "resource name."
-    ),
-]
 
 
 def status(
@@ -498,12 +213,12 @@ def status(
     from gcpjobs.cli.render import print_status, status_to_json
 
     use_emulator(emulator)
-    chosen = _kind(kind)
+    chosen = parse_kind(kind)
 
     async def fetch() -> tuple[JobStatus, bool]:
         try:
-            client, resource = await _locate(name, chosen, project, region,
-                                             _transport(transport))
+            client, resource = await locate(name, chosen, project, region,
+                                             parse_transport(transport))
             async with client:
                 live = await client.get(resource)
                 remember_end(client.target, live)
@@ -554,7 +269,7 @@ def list_jobs(
     from gcpjobs.clients.vertex import AsyncVertexClient
     from gcpjobs.states import JobState
 
-    chosen = _kind(kind)
+    chosen = parse_kind(kind)
     kinds: list[str] = [chosen] if chosen else list(KINDS)
     if filter_text and kinds == ["cloud-run"]:
         raise typer.BadParameter(
@@ -570,7 +285,7 @@ def list_jobs(
             known = ", ".join(s.value for s in JobState if s is not JobState.UNSPECIFIED)
             raise typer.BadParameter(f"{state!r} is not a state; use one of {known}", param_hint="--state")
         clauses.append(f'state="JOB_STATE_{wanted.value}"')
-    mode = _transport(transport)
+    mode = parse_transport(transport)
     use_emulator(emulator)
     target: Target | None = None
 
@@ -647,7 +362,7 @@ def cancel(
         return 0
 
     async def do_cancel() -> int:
-        client, resource = await _locate(name, _kind(kind), project, region, _transport(transport))
+        client, resource = await locate(name, parse_kind(kind), project, region, parse_transport(transport))
         async with client:
             current = await client.get(resource)
             if current.is_terminal:

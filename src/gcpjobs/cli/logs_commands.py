@@ -8,76 +8,39 @@ the command keeps printing until the job has ended, then exits with the job's co
 SUCCEEDED); without it, it prints what has been logged so far and exits 0.
 
 `gcpjobs run` and `attach` show the lines with `follow.show_job_lines`, which also remembers
-where they stopped (the cursor functions here).
+where they stopped (`cli/cursors.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gcpjobs.cli.console import console, err_console
-from gcpjobs.cli.job_commands import (
+from gcpjobs.cli.options import (
     EmulatorOption,
     KindOption,
     NameArgument,
     ProjectOption,
     RegionOption,
     TransportOption,
-    _kind,
-    _locate,
-    _transport,
-    is_gone,
-    recall,
+    parse_kind,
+    parse_transport,
     use_emulator,
 )
+from gcpjobs.cli.resolve import is_gone, locate, recall
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from gcpjobs.clients.logs import LogCursor
     from gcpjobs.clients.target import Target
 
 def register(app: typer.Typer) -> None:
     app.command()(logs)
-
-
-def _cursor_path(name: str) -> Path:
-    from gcpjobs.paths import data_dir
-
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return data_dir() / "log-cursors" / f"{digest}.json"
-
-
-def load_cursor(name: str) -> LogCursor:
-    """Where the last `gcpjobs run` / `attach` of job `name` on this machine stopped showing
-    its lines (a fresh cursor if none did, or the saved one is unreadable)."""
-    from gcpjobs.clients.logs import LogCursor
-
-    try:
-        return LogCursor.from_json(json.loads(_cursor_path(name).read_text()))
-    except (OSError, ValueError):
-        return LogCursor()
-
-
-def save_cursor(name: str, cursor: LogCursor) -> None:
-    """Remember how far job `name`'s lines were shown; best effort (a read-only home only
-    means a later attach shows some lines again)."""
-    path = _cursor_path(name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(cursor.to_json()))
-        temporary.replace(path)
-    except OSError:
-        pass
 
 
 async def stream_job_lines(
@@ -147,8 +110,8 @@ def logs(
 ) -> None:
     """Print a job's (or execution's) log lines: TIMESTAMP SOURCE  text, stderr marked."""
     use_emulator(emulator)
-    chosen = _kind(kind)
-    mode = _transport(transport)
+    chosen = parse_kind(kind)
+    mode = parse_transport(transport)
     start = parse_since(since) if since is not None else None
 
     async def show() -> int:
@@ -177,7 +140,7 @@ def logs(
             return JobResult(record.status).exit_code
 
         try:
-            client, resource = await _locate(name, chosen, project, region, mode)
+            client, resource = await locate(name, chosen, project, region, mode)
         except GcpJobsError as error:
             if not is_gone(error):
                 raise

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gcpjobs.cli.console import console, err_console
-from gcpjobs.cli.job_commands import (
+from gcpjobs.cli.options import (
     EmulatorOption,
     KindOption,
     ProjectOption,
@@ -73,7 +73,7 @@ def result(
     """Print the outcome of a remote step: its return value, or the exception it raised."""
     import asyncio
 
-    from gcpjobs.cli.job_commands import announced_target, is_gone, recall
+    from gcpjobs.cli.resolve import announced_target, is_gone, recall
     from gcpjobs.errors import GcpJobsError, RemoteStepError
     from gcpjobs.steps.outcome import RemoteTraceback
     from gcpjobs.steps.payload import first_line

@@ -35,11 +35,11 @@ from gcpjobs.clients.target import (
     configured_project,
     resolve_target,
 )
+from gcpjobs.core.poll import PollInterval
+from gcpjobs.core.ratelimit import RateLimit, acquire
 from gcpjobs.errors import ApiError, GcpJobsError, JobNotFoundError
 from gcpjobs.results import JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL
-from gcpjobs.watch.poll import PollInterval
-from gcpjobs.watch.ratelimit import RateLimit, acquire
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -129,7 +129,7 @@ class AsyncJobClientBase(Generic[Api]):
     on GCP instead of loading a key file or Application Default Credentials, for callers that
     already hold credentials (impersonation, workload identity, a Prefect block); it is never
     needed for an emulator, and never logged. `poll_interval` fixes the delay between polls in
-    `wait()`; by default polling starts fast and slows down (see `watch.poll.PollInterval`).
+    `wait()`; by default polling starts fast and slows down (see `core.poll.PollInterval`).
     """
 
     def __init__(

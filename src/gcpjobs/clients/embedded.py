@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import socket
 
-from gcpjobs.clients.target import EMULATOR_PROJECT, Target
-
 START_TIMEOUT_SECONDS = 30.0
 
 
@@ -25,9 +23,10 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def embedded_emulator_target() -> Target:
-    """Find the emulator of the default data dir, or start one; its Target (project
-    `gcpjobs-local`). Raises EmulatorError (one line) if it cannot start."""
+def embedded_emulator_addresses() -> tuple[str, str]:
+    """Find the emulator of the default data dir, or start one; its gRPC address and REST
+    endpoint. Raises EmulatorError (one line) if it cannot start. (`target.py` makes the
+    Target of them: this module does not import it, so the two make no circle.)"""
     from gcpjobs.emulator.config import (
         DEFAULT_GRPC_PORT,
         DEFAULT_HOST,
@@ -50,10 +49,4 @@ def embedded_emulator_target() -> Target:
             host=DEFAULT_HOST, grpc_port=port_pair[0], rest_port=port_pair[1], data_dir=data_dir
         )
         info = start_detached(config, timeout=START_TIMEOUT_SECONDS)
-    return Target(
-        kind="emulator",
-        project=EMULATOR_PROJECT,
-        grpc_address=info.grpc_address,
-        rest_endpoint=info.rest_endpoint,
-        embedded=True,
-    )
+    return info.grpc_address, info.rest_endpoint

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from gcpjobs.clients.target import Target, resolve_target
+from gcpjobs.core.ratelimit import RateLimit, acquire
 from gcpjobs.errors import GcpJobsError
-from gcpjobs.watch.ratelimit import RateLimit, acquire
 
 if TYPE_CHECKING:
     from gcpjobs.clients.retry import RetryPolicy

@@ -12,9 +12,9 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from gcpjobs.clients.target import Target
+from gcpjobs.core.poll import OnChange, PollInterval
+from gcpjobs.core.ratelimit import RateLimit
 from gcpjobs.results import Container, JobResult, JobStatus
-from gcpjobs.watch.poll import OnChange, PollInterval
-from gcpjobs.watch.ratelimit import RateLimit
 
 
 class JobClient(Protocol):

@@ -117,8 +117,6 @@ def resolve_target(
         )
 
     if forced == "emulator":
-        from gcpjobs.clients.embedded import embedded_emulator_target
-
         return embedded_emulator_target()
     configured = project or configured_project(credentials_file)
     if forced == "gcp" and not configured:
@@ -140,9 +138,19 @@ def resolve_target(
             "no Google Cloud project and no emulator are configured; set GOOGLE_CLOUD_PROJECT, "
             f"pass project=..., or set {EMULATOR_HOST_ENV}=HOST:PORT"
         )
-    from gcpjobs.clients.embedded import embedded_emulator_target
-
     return embedded_emulator_target()
+
+
+def embedded_emulator_target() -> Target:
+    """The embedded emulator of the default data dir (found, or started), as a Target of
+    project `gcpjobs-local`. Raises EmulatorError (one line) if it cannot start."""
+    # Lazily: only a run that falls back to the embedded emulator pays for `socket` and the
+    # emulator's control code.
+    from gcpjobs.clients.embedded import embedded_emulator_addresses
+
+    grpc_address, rest_endpoint = embedded_emulator_addresses()
+    return Target(kind="emulator", project=EMULATOR_PROJECT, grpc_address=grpc_address,
+                  rest_endpoint=rest_endpoint, embedded=True)
 
 
 def forced_target_kind() -> TargetKind | None:

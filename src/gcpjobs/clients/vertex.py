@@ -48,13 +48,13 @@ from gcpjobs.clients.retry import (
     error_code_name,
 )
 from gcpjobs.clients.target import Target
+from gcpjobs.core.poll import OnChange, wait_until_terminal
+from gcpjobs.core.ratelimit import RateLimit, acquire
 from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.results import Container, JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.specs.vertex import VertexJob
 from gcpjobs.states import JobState
-from gcpjobs.watch.poll import OnChange, wait_until_terminal
-from gcpjobs.watch.ratelimit import RateLimit, acquire
 
 T = TypeVar("T")
 

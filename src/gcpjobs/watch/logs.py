@@ -45,7 +45,7 @@ from gcpjobs.clients.logs import (
     read_start,
 )
 from gcpjobs.clients.target import Target
-from gcpjobs.watch.ratelimit import RateLimit, acquire, shared_rate_limit
+from gcpjobs.core.ratelimit import RateLimit, acquire, shared_rate_limit
 
 # Half of Logging's 60 reads a minute per project: room for `gcpjobs logs` in another
 # process, and for the paging of a cycle that found many lines.

@@ -39,13 +39,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from gcpjobs.core.events import StateChange
+from gcpjobs.core.poll import OnChange, PollInterval, WaitTimeoutError, notify
+from gcpjobs.core.ratelimit import RateLimit, shared_rate_limit
 from gcpjobs.errors import GcpJobsError, JobNotFoundError
 from gcpjobs.results import JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL
 from gcpjobs.states import JobState
-from gcpjobs.watch.events import StateChange
-from gcpjobs.watch.poll import OnChange, PollInterval, WaitTimeoutError, notify
-from gcpjobs.watch.ratelimit import RateLimit, shared_rate_limit
 
 if TYPE_CHECKING:
     from gcpjobs.clients.protocol import JobClient

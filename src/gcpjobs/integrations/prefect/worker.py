@@ -66,8 +66,8 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
     from gcpjobs.clients.protocol import JobClient
+    from gcpjobs.core.events import StateChange
     from gcpjobs.results import JobStatus
-    from gcpjobs.watch.events import StateChange
 
 # Job log lines are copied into the flow run's log unless this is set to 0/false/no.
 FORWARD_LOGS_ENV = "GCPJOBS_PREFECT_FORWARD_LOGS"
