@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 
 from gcpjobs import kinds as registry
+from gcpjobs.cli.console import service_name
 from gcpjobs.clients.cloudrun import AsyncCloudRunClient
 from gcpjobs.clients.kinds import client_for_kind, kind_of_name
-from gcpjobs.errors import SpecError
+from gcpjobs.errors import GcpJobsError, SpecError
 from gcpjobs.kinds import KindEntry, UnknownKindError, kind_entry, known_kinds
 from gcpjobs.specs.base import Spec
 from gcpjobs.specs.cloudrun import CloudRunJob
+from gcpjobs.specs.default_templates import default_template_data, spec_class
 from gcpjobs.specs.jobfile import load_job_file, parse_job_document
+from gcpjobs.specs.templates import default_template
 from gcpjobs.steps.settings import StepSettings
 from tests.cli.support import assert_one_line_error, clean_env, gcpjobs, job_file
 
@@ -113,8 +116,72 @@ def test_a_kind_registered_at_run_time_reads_job_files(fake_kind: KindEntry,
     assert isinstance(job, CloudRunJob) and job.cpu == "2" and job.name == "job"
 
 
+def test_default_templates_follow_a_kind_registered_at_run_time(fake_kind: KindEntry) -> None:
+    assert spec_class(FAKE) is CloudRunJob
+    data = default_template_data(FAKE)
+    cloud_run = default_template_data("cloud-run")
+    # A kind with Cloud Run's spec class exposes Cloud Run's fields, under its own kind.
+    assert data["job_configuration"] == {**cloud_run["job_configuration"], "kind": FAKE}
+    assert data["variables"] == cloud_run["variables"]
+    job = parse_job_document(default_template(FAKE).render(overrides={"image": "img"}),
+                             source="s")
+    assert isinstance(job, CloudRunJob) and job.image == "img"
+    with pytest.raises(SpecError, match=r"use one of: vertex, cloud-run, fake-run$"):
+        spec_class("nope")
+
+
+@pytest.mark.parametrize(("kind", "label"), [
+    ("vertex", "Vertex AI"), ("cloud-run", "Cloud Run"), (None, "Vertex AI and Cloud Run"),
+    ("nope", "Vertex AI and Cloud Run"),
+])
+def test_the_cli_names_a_kinds_service_by_its_label(kind: str | None, label: str) -> None:
+    assert service_name(kind) == label
+
+
+def test_the_cli_names_a_kind_registered_at_run_time_by_its_label(fake_kind: KindEntry) -> None:
+    assert service_name(FAKE) == "Fake Run"
+    assert service_name(None) == "Vertex AI and Cloud Run"  # `every kind` is the built-in ones
+
+
+def test_remote_step_results_take_a_registered_kind(fake_kind: KindEntry) -> None:
+    from gcpjobs.steps.remote import _registered_kind
+
+    assert _registered_kind(FAKE) == FAKE
+    with pytest.raises(SpecError) as caught:
+        _registered_kind("nope")
+    assert str(caught.value) == "kind: must be 'vertex', 'cloud-run' or 'fake-run', got 'nope'"
+
+
+def test_prefect_configurations_take_their_spec_class_from_the_registry(
+        fake_kind: KindEntry) -> None:
+    pytest.importorskip("prefect")
+    from gcpjobs.integrations.prefect.configuration import (
+        CloudRunJobConfiguration,
+        VertexJobConfiguration,
+    )
+
+    assert VertexJobConfiguration.spec_class is kind_entry("vertex").load("spec_class")
+    assert CloudRunJobConfiguration.spec_class is CloudRunJob
+
+    class FakeRunConfiguration(CloudRunJobConfiguration):
+        kind = FAKE
+
+    assert FakeRunConfiguration.spec_class is CloudRunJob
+    spec = FakeRunConfiguration(job={"kind": FAKE, "image": "img", "name": "job"}).to_spec()
+    assert isinstance(spec, CloudRunJob) and spec.image == "img"
+    with pytest.raises(SpecError, match=r"^job variable kind: .*use kind: fake-run$"):
+        FakeRunConfiguration(job={"kind": "cloud-run", "image": "img"}).to_spec()
+
+
+def test_both_built_in_specs_declare_their_kind_alike() -> None:
+    for kind in BUILTIN:
+        cls = kind_entry(kind).load("spec_class")
+        assert cls.model_fields["kind"].default == kind
+        assert cls.model_validate({"image": "img", "kind": kind}).kind == kind
+
+
 def test_a_taken_name_is_refused(fake_kind: KindEntry) -> None:
-    with pytest.raises(registry.GcpJobsError, match="'fake-run' is registered already"):
+    with pytest.raises(GcpJobsError, match="'fake-run' is registered already"):
         registry.register_kind(fake_kind)
 
 

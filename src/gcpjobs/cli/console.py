@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from gcpjobs.kinds import UnknownKindError, builtin_kinds, kind_entry
+
 if TYPE_CHECKING:
     from gcpjobs.clients.target import Target
 
@@ -13,12 +15,18 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-SERVICE_NAMES = {"vertex": "Vertex AI", "cloud-run": "Cloud Run"}
-
-
 def service_name(kind: str | None) -> str:
-    """The API a kind of job goes to, as users know it ("Vertex AI"); both for None."""
-    return SERVICE_NAMES.get(kind or "", "Vertex AI and Cloud Run")
+    """The API a kind of job goes to, as users know it: the kind registry's label ("Vertex
+    AI"). For None (a command over every kind) the built-in kinds' labels, which are the kinds
+    such commands go over ("Vertex AI and Cloud Run"); the same for a kind no entry serves,
+    since the command will refuse that kind itself."""
+    if kind:
+        try:
+            return kind_entry(kind).label
+        except UnknownKindError:
+            pass
+    labels = [kind_entry(name).label for name in builtin_kinds()]
+    return " and ".join([", ".join(labels[:-1]), labels[-1]] if len(labels) > 1 else labels)
 
 
 def announce_target(target: Target, kind: str | None, region: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -41,7 +41,7 @@ from gcpjobs.specs.container import (
     to_text_list,
 )
 
-KIND = "cloud-run"
+KIND: Final = "cloud-run"
 
 # Job ids are RFC 1035 labels (at most 63 characters). Executions are named
 # `{job}-{5 characters}` (`sample-job-mdw84`, reference §4.6) and must fit the same limit,
@@ -233,8 +233,8 @@ def _secret_ref(name: Any, raw: Mapping[Any, Any]) -> SecretRef:
 class CloudRunJob(Spec):
     """A Cloud Run job: one container image run as `task_count` tasks."""
 
-    kind: ClassVar[str] = KIND
-    input_aliases: ClassVar[frozenset[str]] = frozenset({"kind"})
+    # The kind registry's name for this spec (`gcpjobs.kinds`), declared as VertexJob's is.
+    kind: Literal["cloud-run"] = KIND
 
     name: str | None = None
     region: str = "us-central1"
@@ -270,14 +270,13 @@ class CloudRunJob(Spec):
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_kind(cls, data: Any) -> Any:
-        """Job files carry `kind: cloud-run`; it selects this class and is not a field."""
-        if not (isinstance(data, Mapping) and "kind" in data):
-            return data
-        if data["kind"] != KIND:
+    def _check_kind(cls, data: Any) -> Any:
+        """A wrong `kind` is refused first, in Cloud Run's words (before the field's own
+        Literal check, which would word it as pydantic does and report it after others)."""
+        if isinstance(data, Mapping) and "kind" in data and data["kind"] != KIND:
             raise SpecError(f"must be {KIND!r} for a Cloud Run job, got {shown(data['kind'])}",
                             field="kind")
-        return {key: value for key, value in data.items() if key != "kind"}
+        return data
 
     @field_validator("name", mode="before")
     @classmethod

@@ -14,27 +14,22 @@ rendered document, so nothing invalid gets further.
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
-from gcpjobs.errors import SpecError
+from gcpjobs.errors import GcpJobsError, SpecError
+from gcpjobs.kinds import kind_entry
 from gcpjobs.specs.secrets import holds_secret
 
 if TYPE_CHECKING:
     from gcpjobs.specs.base import Spec
 
-# kind -> (module, class). Imported on use: templates are read without loading every kind.
-SPEC_CLASSES: dict[str, tuple[str, str]] = {
-    "vertex": ("gcpjobs.specs.vertex", "VertexJob"),
-    "cloud-run": ("gcpjobs.specs.cloudrun", "CloudRunJob"),
-}
-
 # The fields a default template exposes, in the order users meet them. Fields left out are
 # the spec's defaults and cannot be set per run (Vertex's extra worker pools: a structure
-# better written in a job file or a template of one's own).
+# better written in a job file or a template of one's own). A kind not listed here (one
+# registered with a built-in spec class) gets its spec class's list (see `_for_kind`).
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "vertex": (
         "name", "project", "region", "image", "command", "args", "env", "machine_type",
@@ -130,17 +125,25 @@ _BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "ex
 
 
 def spec_class(kind: str) -> type[Spec]:
-    """The spec class of a kind; SpecError (one line, listing the kinds) for another."""
-    if kind not in SPEC_CLASSES:
-        raise SpecError(f"unknown kind {kind!r}; use one of: {', '.join(SPEC_CLASSES)}")
-    module_name, class_name = SPEC_CLASSES[kind]
+    """The spec class of a kind, as the kind registry names it (imported on use, so that
+    templates are read without loading every kind); SpecError (one line, listing the known
+    kinds) for an unknown kind or one whose spec cannot be imported."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        raise SpecError(f"kind {kind!r} is not available in this gcpjobs ({module_name} cannot "
-                        "be imported); upgrade gcpjobs") from None
-    cls: type[Spec] = getattr(module, class_name)
+        cls: type[Spec] = kind_entry(kind).load("spec_class")
+    except SpecError:
+        raise
+    except GcpJobsError as error:  # its package is broken or missing: still a SpecError
+        raise SpecError(str(error)) from None
     return cls
+
+
+def _for_kind(table: Mapping[str, Any], kind: str, cls: type[Spec]) -> Any:
+    """`table`'s value for `kind`, else for the kind `cls` itself is (a kind registered with
+    Cloud Run's spec class reads Cloud Run's fields and descriptions); None when neither."""
+    if kind in table:
+        return table[kind]
+    field = cls.model_fields.get("kind")
+    return table.get(field.default) if field is not None else None
 
 
 # -- schemas ---------------------------------------------------------------------------------
@@ -189,7 +192,8 @@ def _variable_schema(kind: str, name: str, model_schema: Mapping[str, Any],
         # Booleans stay out: a job named `true` is a typo, not a value.
         prop = _scalars_as_text(prop, ("string", "number"))
     info = cls.model_fields[name]
-    prop["description"] = (DESCRIPTIONS.get(kind, {}).get(name) or info.description
+    prop["description"] = ((_for_kind(DESCRIPTIONS, kind, cls) or {}).get(name)
+                           or info.description
                            or f"The job's {name} field.")
     return dict(prop)
 
@@ -230,7 +234,9 @@ def _template(kind: str, cls: type[Spec], fields: list[str],
 def default_template_data(kind: str) -> dict[str, Any]:
     """The default template of a kind as plain data (see `templates.default_template`)."""
     cls = spec_class(kind)
-    fields = [name for name in TEMPLATE_FIELDS[kind] if name in cls.model_fields]
+    listed = _for_kind(TEMPLATE_FIELDS, kind, cls) or [name for name in cls.model_fields
+                                                        if name != "kind"]
+    fields = [name for name in listed if name in cls.model_fields]
     return _template(kind, cls, fields, {name: _field_default(cls, name) for name in fields})
 
 
@@ -238,7 +244,7 @@ def template_for_spec(spec: Spec) -> dict[str, Any]:
     """One variable per field of `spec`, its values as the defaults (see
     `templates.generate_base_job_template`)."""
     cls = type(spec)
-    kind = str(getattr(spec, "kind"))  # noqa: B009 - a field on some kinds, a ClassVar on others
+    kind = str(getattr(spec, "kind"))  # noqa: B009 - a field of every job spec, not of `Spec`
     fields = [name for name in cls.model_fields if name != "kind"]
     values = spec.model_dump(mode="json")
     env = values.get("env")

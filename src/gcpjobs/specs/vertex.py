@@ -316,6 +316,7 @@ class VertexJob(Spec):
         "as a further pool, e.g. extra_worker_pools: [{replica_count: 4}]",
     }
 
+    # The kind registry's name for this spec (`gcpjobs.kinds`), declared as CloudRunJob's is.
     kind: Literal["vertex"] = "vertex"
     name: str = "gcpjobs-job"
     project: str | None = None

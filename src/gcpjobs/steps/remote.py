@@ -46,6 +46,9 @@ logger = logging.getLogger("gcpjobs.steps")
 
 # How long an interrupted synchronous caller waits for the job's cancel to be sent.
 CANCEL_WAIT_SECONDS = 30.0
+# The kind of a step's job name that no kind's name rule claims (`gcpjobs.kinds`): a bare
+# name that is not a number is a Cloud Run execution id.
+BARE_NAME_KIND = "cloud-run"
 
 
 # ------------------------------------------------------------------------ one call, async
@@ -288,6 +291,19 @@ async def run_remote_async(
 # ------------------------------------------------------------------------ results later
 
 
+def _registered_kind(kind: Any) -> str:
+    """`kind` as the kind registry names it; SpecError (one line, listing the known kinds)
+    for a kind no entry serves."""
+    from gcpjobs.kinds import UnknownKindError, kind_entry, known_kinds
+
+    try:
+        return kind_entry(kind).name
+    except UnknownKindError:
+        quoted = [repr(name) for name in known_kinds()]
+        one_of = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+        raise SpecError(f"must be {one_of}, got {kind!r}", field="kind") from None
+
+
 async def _fetch(
     job_name: str,
     *,
@@ -300,15 +316,13 @@ async def _fetch(
     from gcpjobs.clients.kinds import client_for_kind, kind_of_name
     from gcpjobs.steps.jobs import step_record
     from gcpjobs.steps.keys import KeyVault
-    from gcpjobs.steps.settings import KINDS
-
-    if kind is not None and kind not in KINDS:
-        raise SpecError(f"must be 'vertex' or 'cloud-run', got {kind!r}", field="kind")
+    if kind is not None:
+        kind = _registered_kind(kind)
     if not isinstance(job_name, str) or not job_name.strip():
         raise SpecError("give the step's job name: a Vertex job id or a Cloud Run execution id",
                         field="job_name")
-    # A bare name that is not a number is a Cloud Run execution id.
-    chosen = kind or kind_of_name(job_name) or "cloud-run"
+    # A name no kind's rule claims (one that is not a number) is a Cloud Run execution id.
+    chosen = kind or kind_of_name(job_name) or BARE_NAME_KIND
     client = client_for_kind(chosen, project=project, region=region)
     async with client:
         full, record = await step_record(client, job_name)

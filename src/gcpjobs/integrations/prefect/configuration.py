@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError, field_validator
 from gcpjobs.errors import SpecError
 from gcpjobs.integrations.prefect.credentials import GcpJobsCredentials
 from gcpjobs.integrations.prefect.templates import JOB_KEY
+from gcpjobs.kinds import kind_entry
 from gcpjobs.specs.base import (
     closest,
     parse_duration,
@@ -168,6 +169,8 @@ class GcpJobsJobConfiguration(BaseJobConfiguration):
     pydantic's multi-line report: Prefect builds this class from job variables users typed.
     """
 
+    # The kind registry's name for this configuration's kind; its spec class is the
+    # registry's (set once per subclass that names a kind, see `__pydantic_init_subclass__`).
     kind: ClassVar[str]
     spec_class: ClassVar[type[VertexJob] | type[CloudRunJob]]
 
@@ -181,6 +184,12 @@ class GcpJobsJobConfiguration(BaseJobConfiguration):
     job_watch_poll_interval: float | None = Field(
         default=None, gt=0, description="Seconds between the watcher's checks of the jobs' "
                                          "states (prefect-gcp's name); None lets it adapt.")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:  # a configuration of one kind: validated by its spec class
+            cls.spec_class = kind_entry(cls.kind).load("spec_class")
 
     def __init__(self, /, **data: Any) -> None:
         for name in ("env", "labels"):
@@ -243,6 +252,10 @@ class GcpJobsJobConfiguration(BaseJobConfiguration):
         if kind != self.kind:
             raise job_variable_error(f"the job document's kind is {kind!r}, but this is a "
                                      f"{self.kind} work pool; use kind: {self.kind}", "kind")
+        # The registry chose the spec class by the kind: as in job files, the spec is not
+        # asked again (its own `kind` is its default; a kind registered with a built-in spec
+        # class names itself, not that class's kind).
+        del document["kind"]
         origins: dict[str, str] = {}
         if "name" not in document and self.name:
             document["name"] = self._job_name(self.name)
@@ -335,7 +348,6 @@ class VertexJobConfiguration(GcpJobsJobConfiguration):
     """A flow run as a Vertex AI custom job (work pool type `gcpjobs-vertex`)."""
 
     kind: ClassVar[str] = "vertex"
-    spec_class: ClassVar[type[VertexJob] | type[CloudRunJob]] = VertexJob
 
     maximum_run_time_hours: float | None = Field(
         default=None, description="prefect-gcp's name for maximum_run_time, in hours.")
@@ -396,7 +408,6 @@ class CloudRunJobConfiguration(GcpJobsJobConfiguration):
     """A flow run as an execution of a Cloud Run job (work pool type `gcpjobs-cloud-run`)."""
 
     kind: ClassVar[str] = "cloud-run"
-    spec_class: ClassVar[type[VertexJob] | type[CloudRunJob]] = CloudRunJob
 
     service_account_name: str | None = Field(
         default=None, description="prefect-gcp's name for service_account.")
