@@ -8,10 +8,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 
-import requests
 from gcpjobs.emulator.process import EmulatorProcess
 from tests.cli.support import GCPJOBS, clean_env, gcpjobs
 

@@ -16,9 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
+from google.api import launch_stage_pb2
 from google.cloud import run_v2
 
-import requests
 from gcpjobs.emulator.process import EmulatorProcess
 from tests.emulator.cloudrun.support import PROJECT, RunClients, run_clients
 from tests.waiting import wait_for
@@ -167,6 +168,72 @@ def test_a_gcloud_body_reads_back_identically_through_v1_and_equivalently_throug
                         v1.ok("GET", "/jobs", labelSelector="team notin (x)")["items"]]
     assert v1.ok("DELETE", f"/jobs/{name}")["status"] == "Success"
     assert v1.call("GET", f"/jobs/{name}").status_code == 404
+
+
+def within(sent: Any, read: Any) -> bool:
+    """Whether every value of `sent` is in `read` as it was sent (`read` may hold more)."""
+    if isinstance(sent, dict):
+        return isinstance(read, dict) and all(key in read and within(value, read[key])
+                                              for key, value in sent.items())
+    if isinstance(sent, list):
+        return (isinstance(read, list) and len(sent) == len(read)
+                and all(within(a, b) for a, b in zip(sent, read, strict=True)))
+    return bool(sent == read)
+
+
+def prefect_gcp_body(name: str) -> dict[str, Any]:
+    """prefect-gcp 0.6.22's `cloud-run` worker's default job body (workers/cloud_run.py,
+    `_get_default_job_body_template`) as it renders it for a flow run."""
+    return {
+        "apiVersion": "run.googleapis.com/v1", "kind": "Job",
+        "metadata": {"name": name,
+                     "annotations": {"run.googleapis.com/launch-stage": "BETA"}},
+        "spec": {"template": {
+            "spec": {"template": {"spec": {
+                "containers": [{
+                    "image": "docker.io/prefecthq/prefect:3-latest",
+                    "command": ["prefect", "flow-run", "execute"],
+                    "resources": {"limits": {"cpu": "1000m", "memory": "512Mi"},
+                                  "requests": {"cpu": "1000m", "memory": "512Mi"}},
+                }],
+                "timeoutSeconds": 600,
+                "serviceAccountName": "flows@gcpjobs-test.iam.gserviceaccount.com",
+            }}},
+            "metadata": {"annotations": {
+                "run.googleapis.com/vpc-access-connector": "conn"}},
+        }},
+    }
+
+
+def test_a_prefect_gcp_body_reads_back_through_v1_and_equivalently_through_v2(
+    v1: V1Client, rest_run: RunClients
+) -> None:
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    body = prefect_gcp_body(name)
+    v1.ok("POST", "/jobs", body)
+    read = v1.ok("GET", f"/jobs/{name}")
+    # Everything sent reads back as sent, less `resources.requests` (v2 has no place for it
+    # and Cloud Run jobs enforce none); a number of seconds reads back as v1's string. What
+    # the body leaves out is filled in with the service's defaults, as a real read shows.
+    expected = copy.deepcopy(body["spec"])
+    task_spec = expected["template"]["spec"]["template"]["spec"]
+    del task_spec["containers"][0]["resources"]["requests"]
+    task_spec["timeoutSeconds"] = "600"
+    assert within(expected, read["spec"])
+    defaults = read["spec"]["template"]["spec"]
+    assert (defaults["taskCount"], defaults["template"]["spec"]["maxRetries"]) == (1, 3)
+    assert read["metadata"]["annotations"]["run.googleapis.com/launch-stage"] == "BETA"
+
+    job = rest_run.jobs.get_job(name=f"projects/{PROJECT}/locations/us-central1/jobs/{name}")
+    assert job.launch_stage == launch_stage_pb2.LaunchStage.BETA
+    task = job.template.template
+    (container,) = task.containers
+    assert list(container.command) == ["prefect", "flow-run", "execute"]
+    assert dict(container.resources.limits) == {"cpu": "1000m", "memory": "512Mi"}
+    assert task.timeout == timedelta(seconds=600)
+    assert task.service_account == "flows@gcpjobs-test.iam.gserviceaccount.com"
+    assert task.vpc_access.connector == "conn"
+    assert v1.ok("DELETE", f"/jobs/{name}")["status"] == "Success"
 
 
 def test_run_executions_and_tasks_through_v1_match_v2(v1: V1Client, rest_run: RunClients) -> None:
