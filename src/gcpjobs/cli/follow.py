@@ -33,9 +33,9 @@ from rich.text import Text
 
 from gcpjobs.cli.console import announce_target, console, err_console
 from gcpjobs.cli.render import (
-    LogLines,
     format_duration,
     format_time,
+    print_log_lines,
     print_result,
     state_text,
 )
@@ -62,8 +62,6 @@ CANCEL_GRACE_SECONDS = 2.0
 # it holds the ids of every line of the last seconds, so writing it for each line of a job
 # that prints thousands a second took minutes.
 CURSOR_SAVE_SECONDS = 1.0
-# Lines printed in one go; between two, Ctrl-C and the live line get their turn.
-PRINT_CHUNK = 1000
 # How far behind the job its newest shown line may be before the user is told.
 BEHIND_SECONDS = 30.0
 # What a service note says first, which task or replica it is about.
@@ -129,10 +127,7 @@ async def show_job_lines(
                         continue
                     notes.add(note)
                 shown.append(line)
-            for start in range(0, len(shown), PRINT_CHUNK):
-                out.print(LogLines(shown[start:start + PRINT_CHUNK], prefix=prefix),
-                          soft_wrap=True, end="")
-                await asyncio.sleep(0)
+            await print_log_lines(out, shown, prefix=prefix)
             newest = batch[-1].timestamp.timestamp()
             lag = time.time() - newest
             if newest > began and lag > BEHIND_SECONDS and not behind_said and not until():

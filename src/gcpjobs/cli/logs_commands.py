@@ -51,15 +51,12 @@ async def stream_job_lines(
     `LogWatcher.follow_batches`: the jobs a process follows share its Logging reads), a batch
     at a time, so a job printing thousands of lines a second is kept up with. Raises
     GcpJobsError if Logging cannot be read."""
-    from gcpjobs.cli.follow import PRINT_CHUNK
-    from gcpjobs.cli.render import LogLines
+    from gcpjobs.cli.render import print_log_lines
     from gcpjobs.watch.logs import default_log_watcher
 
     async for batch in default_log_watcher().follow_batches(target, name, since=since,
                                                             until=until):
-        for start in range(0, len(batch), PRINT_CHUNK):
-            out.print(LogLines(batch[start:start + PRINT_CHUNK]), soft_wrap=True, end="")
-            await asyncio.sleep(0)  # Ctrl-C is answered between chunks
+        await print_log_lines(out, batch)  # Ctrl-C is answered between chunks
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -115,7 +112,7 @@ def logs(
     start = parse_since(since) if since is not None else None
 
     async def show() -> int:
-        from gcpjobs.cli.render import LogLines
+        from gcpjobs.cli.render import print_log_lines
         from gcpjobs.clients.logs import AsyncLogReader, ended_since
         from gcpjobs.errors import GcpJobsError
         from gcpjobs.results import JobResult
@@ -127,8 +124,7 @@ def logs(
             record = recall(name, chosen, project, region, error)
             async with AsyncLogReader(await asyncio.to_thread(resolve_target,
                                                               project=project)) as reader:
-                console.print(LogLines(await reader.entries(record.name, since=start)),
-                              soft_wrap=True, end="")
+                await print_log_lines(console, await reader.entries(record.name, since=start))
             if not follow:
                 return 0
             if not record.ended:
@@ -155,8 +151,8 @@ def logs(
             target = client.target
             if not follow:
                 async with AsyncLogReader(target) as reader:
-                    console.print(LogLines(await reader.entries(resource, since=start)),
-                                  soft_wrap=True, end="")
+                    await print_log_lines(console,
+                                          await reader.entries(resource, since=start))
                 return 0
             waiting = asyncio.ensure_future(client.wait(resource, known=known))
             try:

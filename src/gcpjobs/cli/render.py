@@ -14,7 +14,7 @@ from rich.text import Text
 from gcpjobs.states import JobState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from rich.console import Console, ConsoleOptions, RenderResult
 
@@ -95,6 +95,21 @@ class LogLines:
                 yield gap
                 yield Segment(text)
             yield newline
+
+
+# Lines printed in one go; between two, Ctrl-C and the live line get their turn.
+PRINT_CHUNK = 1000
+
+
+async def print_log_lines(out: Console, lines: Sequence[LogLine], *, prefix: str = "") -> None:
+    """Print `lines` as `LogLines`, PRINT_CHUNK at a time, yielding to the event loop between
+    chunks: what `run`, `attach` and `logs` show of a job's lines, however many arrive."""
+    import asyncio
+
+    for start in range(0, len(lines), PRINT_CHUNK):
+        out.print(LogLines(lines[start:start + PRINT_CHUNK], prefix=prefix), soft_wrap=True,
+                  end="")
+        await asyncio.sleep(0)
 
 
 def _stamp(moment: datetime) -> str:
