@@ -27,6 +27,28 @@ from gcpjobs.emulator.process import EmulatorProcess
 TRANSPORTS = ("grpc", "rest")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every worker of the suite keeps gcpjobs' files (history, log cursors, the embedded
+    emulator) in a directory of its own, not in the user's `~/.local/share/gcpjobs`: two
+    suites side by side, or a suite beside the user's own embedded emulator, would otherwise
+    share one emulator and one history. Its embedded emulator, if a test started one, is
+    stopped at the end."""
+    from gcpjobs.emulator.control import stop_detached
+
+    home = tmp_path_factory.mktemp("xdg-data")
+    saved = {name: os.environ.get(name) for name in ("XDG_DATA_HOME", "GCPJOBS_DATA_DIR")}
+    os.environ["XDG_DATA_HOME"] = str(home)
+    os.environ.pop("GCPJOBS_DATA_DIR", None)
+    yield home
+    stop_detached(home / "gcpjobs" / "emulator")
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path_factory.mktemp("emulator"), cancel_grace_seconds=2.0) as server:
