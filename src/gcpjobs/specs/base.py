@@ -13,12 +13,14 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    ModelWrapValidatorHandler,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -57,10 +59,6 @@ class Spec(BaseModel):
         except ValidationError as exc:
             raise spec_error_from(exc) from None
 
-    # Nested specs (a worker pool) are validated by pydantic directly, not through `cls(**data)`,
-    # which would raise TypeError for a mapping with non-text keys (`{0: null}` in YAML).
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
-
     @classmethod
     def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
         try:
@@ -95,8 +93,29 @@ class Spec(BaseModel):
             super().__setattr__(name, value)
             return
         rebuilt = self.with_overrides(**{name: value})
-        self.__dict__.update(rebuilt.__dict__)
-        object.__setattr__(self, "__pydantic_fields_set__", set(rebuilt.model_fields_set))
+        # This model becomes the rebuilt one, fields given included, as unpickling would.
+        self.__setstate__(rebuilt.__getstate__())
+
+    def _fill_in(self, **values: Any) -> None:
+        """Store values an `after` validator derived from others (a bundled machine's GPU).
+
+        They are valid already, and must not count as given (see `with_overrides`), so they
+        are stored as they are: `setattr` would validate them again, and mark them given.
+        """
+        self.__dict__.update(values)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _mappings_as_views(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # Because Spec overrides `__init__`, pydantic hands a dict given for a nested spec (a
+        # worker pool) to the spec's class as keywords. Keywords must be text, so `{0: null}`
+        # from YAML would be a TypeError instead of an "is not a known field" SpecError, and
+        # the nested spec would word its own errors before the outermost one could choose the
+        # most useful. A read-only view of the mapping is validated like a dict, field by
+        # field, without that call (this runs before it).
+        if isinstance(data, Mapping):
+            data = MappingProxyType(data)
+        return handler(data)
 
     @model_validator(mode="before")
     @classmethod
@@ -127,6 +146,17 @@ def unknown_field_message(name: str, known: Iterable[str]) -> str:
 def closest(name: str, choices: Iterable[str], *, n: int = 3) -> list[str]:
     """The choices closest to `name` (for "did you mean" hints); may be empty."""
     return difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, otherwise: str, n: int = 3) -> str:
+    """`did you mean a or b?` with the choices closest to `name`, else `otherwise`."""
+    near = closest(name, choices, n=n)
+    return f"did you mean {' or '.join(near)}?" if near else otherwise
+
+
+def api_name(value: str) -> str:
+    """An API enum name as a user may write it (`flex-start `) as the API does (`FLEX_START`)."""
+    return value.strip().upper().replace("-", "_")
 
 
 def field_path(loc: Iterable[int | str]) -> str:

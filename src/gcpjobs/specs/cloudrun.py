@@ -15,30 +15,33 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Final, Literal
+from functools import partial
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from gcpjobs.errors import SpecError
 from gcpjobs.specs.base import (
     Spec,
     WholeNumber,
-    closest,
+    api_name,
+    did_you_mean,
     parse_duration,
     scalar_text,
     shown,
     type_name,
 )
-from gcpjobs.specs.container import (
-    check_env_names,
-    check_image,
-    check_project,
-    check_region,
-    check_service_account,
-    labels_as_text,
-    sanitized_labels,
-    to_command,
-    to_text_list,
+from gcpjobs.specs.container import check_env_names, check_service_account, env_values
+from gcpjobs.specs.fields import (
+    Command,
+    Image,
+    Labels,
+    ProjectId,
+    Region,
+    Text,
+    TextList,
+    each_matching,
+    matching,
 )
 
 KIND: Final = "cloud-run"
@@ -139,10 +142,25 @@ def _enum_value(value: Any, names: Mapping[str, str], what: str, choices: str) -
     """A lower-case choice from itself or its API enum name (`ALL_TRAFFIC` -> `all-traffic`)."""
     if not isinstance(value, str):
         return value
-    key = value.strip().upper().replace("-", "_")
+    key = api_name(value)
     if key in names:
         return names[key]
     raise SpecError(f"{shown(value)} is not {what}; use {choices}")
+
+
+def check_secret_name(value: str) -> str:
+    if _SECRET.match(value):
+        return value
+    # Not echoed: a user who pasted the secret itself here must not see it in a log.
+    raise SpecError("is not a Secret Manager secret name; give its name (letters, digits, "
+                    "'_' and '-') or projects/PROJECT/secrets/NAME")
+
+
+def check_secret_version(value: str) -> str:
+    if _SECRET_VERSION.match(value):
+        return value
+    raise SpecError("is not a secret version; use 'latest', a version number like 3, or "
+                    "an alias")
 
 
 class SecretRef(Spec):
@@ -152,30 +170,8 @@ class SecretRef(Spec):
     `version` is `latest`, a version number or an alias. The reference itself is not secret.
     """
 
-    secret: str
-    version: str = "latest"
-
-    @field_validator("secret")
-    @classmethod
-    def _check_secret(cls, value: str) -> str:
-        if _SECRET.match(value):
-            return value
-        # Not echoed: a user who pasted the secret itself here must not see it in a log.
-        raise SpecError("is not a Secret Manager secret name; give its name (letters, digits, "
-                        "'_' and '-') or projects/PROJECT/secrets/NAME")
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_as_text(cls, value: Any) -> Any:
-        return scalar_text(value)
-
-    @field_validator("version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        if _SECRET_VERSION.match(value):
-            return value
-        raise SpecError("is not a secret version; use 'latest', a version number like 3, or "
-                        "an alias")
+    secret: Annotated[str, AfterValidator(check_secret_name)]
+    version: Annotated[Text, AfterValidator(check_secret_version)] = "latest"
 
 
 def to_cloud_run_env(value: Any) -> Any:
@@ -186,13 +182,8 @@ def to_cloud_run_env(value: Any) -> Any:
     """
     if isinstance(value, list | tuple):
         value = dict(_env_entry(entry) for entry in value)
-    if not isinstance(value, Mapping):
-        raise SpecError(f"must be a mapping of names to values, not {type_name(value)}; "
-                        "write it as `NAME: value` lines")
     env: dict[Any, Any] = {}
-    for name, raw in value.items():
-        if raw is None:
-            raise SpecError(f"variable {name!r} has no value; give it one or remove it")
+    for name, raw in env_values(value):
         if isinstance(raw, SecretRef):
             env[name] = raw
         elif isinstance(raw, Mapping):
@@ -230,41 +221,196 @@ def _secret_ref(name: Any, raw: Mapping[Any, Any]) -> SecretRef:
         raise SpecError(f"variable {name!r}: {exc}") from None
 
 
+def check_job_name(value: str) -> str:
+    if not value:
+        raise SpecError("must not be empty; give the job a name or remove the field")
+    if len(value) > MAX_JOB_NAME_LENGTH:
+        raise SpecError(f"is {len(value)} characters long; gcpjobs allows at most "
+                        f"{MAX_JOB_NAME_LENGTH} so that execution names fit Cloud Run's "
+                        f"{MAX_RESOURCE_NAME_LENGTH}, use a shorter name")
+    if not _JOB_NAME.match(value):
+        raise SpecError(f"{shown(value)} is not a Cloud Run job name; {_NAME_RULE} "
+                        f"(e.g. {suggest_job_name(value)!r})")
+    return value
+
+
+def check_env(value: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
+    check_env_names(value, service="Cloud Run", limit=MAX_ENV_VARS,
+                    reserved=RESERVED_ENV_NAMES)
+    for name, entry in value.items():
+        size = len(entry.encode("utf-8")) if isinstance(entry, str) else 0
+        if size > MAX_ENV_VALUE_BYTES or len(name) > MAX_ENV_VALUE_BYTES:
+            what = f"its value is {size:,} bytes" if size > MAX_ENV_VALUE_BYTES else (
+                f"its name is {len(name):,} characters")
+            raise SpecError(
+                f"{name[:40]}: {what}; Cloud Run allows {MAX_ENV_VALUE_BYTES:,} at most. "
+                "Put large data in a file (gs://...) or a Secret Manager secret and pass "
+                "its name"
+            )
+    return value
+
+
+def cpu_value(value: Any) -> Any:
+    """`2`, `2.0`, `"2000m"` -> "2", one of the CPU counts Cloud Run jobs offer."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if text.endswith("m") and text[:-1].isdigit() and int(text[:-1]) % 1000 == 0:
+        text = str(int(text[:-1]) // 1000)  # millicores: "2000m" is "2"
+    if text in CPU_VALUES:
+        return text
+    raise SpecError(f"{shown(value)} CPU is not available for Cloud Run jobs; use "
+                    f"{', '.join(CPU_VALUES[:-1])} or {CPU_VALUES[-1]}")
+
+
+def memory_value(value: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        return value  # numbers and others: the type check says "put it in quotes"
+    text = value.strip()
+    if not _MEMORY.match(text):
+        raise SpecError(f"{shown(value)} is not a memory size; write it like 512Mi or 4Gi")
+    size = memory_bytes(text)
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise SpecError(f"{text} is not allowed; use between 512Mi and "
+                        f"{gib_text(MAX_MEMORY)}")
+    return text
+
+
+def parse_timeout(value: Any) -> timedelta:
+    timeout = parse_duration(value)
+    if timeout < timedelta(seconds=1):
+        raise SpecError(f"must be at least 1 second, got {shown(value)}; e.g. '10m'")
+    if timeout > MAX_PREVIEW_TIMEOUT:
+        raise SpecError(f"{hours_text(timeout)} is longer than Cloud Run's "
+                        f"{MAX_PREVIEW_TIMEOUT.days * 24} hours; check the unit (numbers "
+                        "are seconds)")
+    return timeout
+
+
+def check_retries(value: int) -> int:
+    if 0 <= value <= MAX_RETRIES:
+        return value
+    raise SpecError(f"must be between 0 and {MAX_RETRIES}, got {value}; Cloud Run retries "
+                    f"a failed task at most {MAX_RETRIES} times")
+
+
+def check_task_count(value: int) -> int:
+    if 1 <= value <= MAX_TASK_COUNT:
+        return value
+    raise SpecError(f"must be between 1 and {MAX_TASK_COUNT}, got {value}")
+
+
+def check_parallelism(value: int) -> int:
+    if value >= 0:
+        return value
+    raise SpecError(f"must be 0 (as many as possible) or more, got {value}")
+
+
+def refuse_reserved_labels(value: Any) -> Any:
+    """Labels Cloud Run keeps for itself are refused (sanitising would only hide them)."""
+    if not isinstance(value, Mapping):
+        return value
+    for key in value:
+        namespace = str(key).partition("/")[0]
+        if key == "cloud.googleapis.com/location":
+            raise SpecError(f"label {key!r} is Cloud Run's own; set the region field instead")
+        if "/" in str(key) and namespace in RESERVED_LABEL_NAMESPACES:
+            raise SpecError(f"label {key!r} is in the {namespace} namespace, which Cloud "
+                            "Run reserves; remove it or drop the namespace")
+    return value
+
+
+def gpu_type_name(value: Any) -> Any:
+    """`NVIDIA_L4` -> `nvidia-l4`; an empty value means no GPU."""
+    if not isinstance(value, str):
+        return value
+    name = value.strip().lower().replace("_", "-")
+    if not name:
+        return None
+    if name in GPU_TYPES:
+        return name
+    hint = did_you_mean(name, GPU_TYPES, n=1, otherwise=f"use {GPU_TYPES[0]}")
+    raise SpecError(f"{shown(value)} is not a GPU type Cloud Run jobs offer; {hint}")
+
+
+def launch_stage_name(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    stage = api_name(value)
+    if stage in LAUNCH_STAGES:
+        return stage
+    raise SpecError(f"{shown(value)} is not a launch stage; use {', '.join(LAUNCH_STAGES)}")
+
+
+# -- field types ----------------------------------------------------------------------------
+
+JobName = Annotated[Text, AfterValidator(check_job_name)]
+CloudRunEnv = Annotated[dict[str, str | SecretRef], BeforeValidator(to_cloud_run_env),
+                        AfterValidator(check_env)]
+Cpu = Annotated[str | None, BeforeValidator(cpu_value)]
+Memory = Annotated[str | None, BeforeValidator(memory_value)]
+"""A memory size like 512Mi or 4Gi (Kubernetes quantities), between 512Mi and 32Gi."""
+TaskTimeout = Annotated[timedelta, BeforeValidator(parse_timeout)]
+RunnerAccount = Annotated[
+    str | None, AfterValidator(partial(check_service_account, example_user="runner"))]
+Connector = Annotated[str | None, matching(
+    _CONNECTOR, "is not a Serverless VPC Access connector; give its name or "
+    "projects/PROJECT/locations/REGION/connectors/NAME")]
+VpcEgress = Annotated[str | None, BeforeValidator(partial(
+    _enum_value, names=VPC_EGRESS, what="a VPC egress setting",
+    choices="all-traffic or private-ranges-only"))]
+Network = Annotated[str | None, matching(
+    _NETWORK, "is not a VPC network; give its name or projects/PROJECT/global/networks/NAME")]
+Subnetwork = Annotated[str | None, matching(
+    _SUBNETWORK, "is not a subnetwork; give its name or "
+    "projects/PROJECT/regions/REGION/subnetworks/NAME")]
+NetworkTags = Annotated[TextList, each_matching(
+    re.compile(rf"{_RESOURCE}\Z"), f"is not a network tag; {_NAME_RULE}")]
+CloudRunLabels = Annotated[Labels, BeforeValidator(refuse_reserved_labels)]
+GpuType = Annotated[str | None, BeforeValidator(gpu_type_name)]
+LaunchStage = Annotated[str | None, BeforeValidator(launch_stage_name)]
+ExecutionEnvironment = Annotated[str | None, BeforeValidator(partial(
+    _enum_value, names=EXECUTION_ENVIRONMENTS, what="an execution environment",
+    choices="gen1 or gen2"))]
+
+
 class CloudRunJob(Spec):
     """A Cloud Run job: one container image run as `task_count` tasks."""
 
     # The kind registry's name for this spec (`gcpjobs.kinds`), declared as VertexJob's is.
     kind: Literal["cloud-run"] = KIND
 
-    name: str | None = None
-    region: str = "us-central1"
-    project: str | None = None
+    name: JobName | None = None
+    region: Region = "us-central1"
+    project: ProjectId = None
 
-    image: str
-    command: list[str] = Field(default_factory=list)
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str | SecretRef] = Field(default_factory=dict)
+    image: Image
+    command: Command = Field(default_factory=list)
+    args: TextList = Field(default_factory=list)
+    env: CloudRunEnv = Field(default_factory=dict)
 
-    cpu: str | None = None
-    memory: str | None = None
-    timeout: timedelta = DEFAULT_TIMEOUT
-    max_retries: WholeNumber = 3
-    task_count: WholeNumber = 1
-    parallelism: WholeNumber = 0
+    cpu: Cpu = None
+    memory: Memory = None
+    timeout: TaskTimeout = DEFAULT_TIMEOUT
+    max_retries: Annotated[WholeNumber, AfterValidator(check_retries)] = 3
+    task_count: Annotated[WholeNumber, AfterValidator(check_task_count)] = 1
+    parallelism: Annotated[WholeNumber, AfterValidator(check_parallelism)] = 0
 
-    service_account: str | None = None
-    vpc_connector: str | None = None
-    vpc_egress: str | None = None
-    network: str | None = None
-    subnetwork: str | None = None
-    network_tags: list[str] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
+    service_account: RunnerAccount = None
+    vpc_connector: Connector = None
+    vpc_egress: VpcEgress = None
+    network: Network = None
+    subnetwork: Subnetwork = None
+    network_tags: NetworkTags = Field(default_factory=list)
+    labels: CloudRunLabels = Field(default_factory=dict)
 
-    gpu_type: str | None = None
+    gpu_type: GpuType = None
     gpu_count: WholeNumber | None = None
     keep_job: bool = False
-    launch_stage: str | None = None
-    execution_environment: str | None = None
+    launch_stage: LaunchStage = None
+    execution_environment: ExecutionEnvironment = None
 
     # -- input conversion -------------------------------------------------------------------
 
@@ -277,230 +423,6 @@ class CloudRunJob(Spec):
             raise SpecError(f"must be {KIND!r} for a Cloud Run job, got {shown(data['kind'])}",
                             field="kind")
         return data
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name_as_text(cls, value: Any) -> Any:
-        return scalar_text(value)
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value:
-            raise SpecError("must not be empty; give the job a name or remove the field")
-        if len(value) > MAX_JOB_NAME_LENGTH:
-            raise SpecError(f"is {len(value)} characters long; gcpjobs allows at most "
-                            f"{MAX_JOB_NAME_LENGTH} so that execution names fit Cloud Run's "
-                            f"{MAX_RESOURCE_NAME_LENGTH}, use a shorter name")
-        if not _JOB_NAME.match(value):
-            raise SpecError(f"{shown(value)} is not a Cloud Run job name; {_NAME_RULE} "
-                            f"(e.g. {suggest_job_name(value)!r})")
-        return value
-
-    @field_validator("project")
-    @classmethod
-    def _check_project(cls, value: str | None) -> str | None:
-        return check_project(value)
-
-    @field_validator("region")
-    @classmethod
-    def _check_region(cls, value: str) -> str:
-        return check_region(value)
-
-    @field_validator("image")
-    @classmethod
-    def _check_image(cls, value: str) -> str:
-        return check_image(value)
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split_command(cls, value: Any) -> Any:
-        return to_command(value)
-
-    @field_validator("args", "network_tags", mode="before")
-    @classmethod
-    def _list_as_text(cls, value: Any) -> Any:
-        return to_text_list(value)
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_values(cls, value: Any) -> Any:
-        return to_cloud_run_env(value)
-
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, value: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
-        check_env_names(value, service="Cloud Run", limit=MAX_ENV_VARS,
-                        reserved=RESERVED_ENV_NAMES)
-        for name, entry in value.items():
-            size = len(entry.encode("utf-8")) if isinstance(entry, str) else 0
-            if size > MAX_ENV_VALUE_BYTES or len(name) > MAX_ENV_VALUE_BYTES:
-                what = f"its value is {size:,} bytes" if size > MAX_ENV_VALUE_BYTES else (
-                    f"its name is {len(name):,} characters")
-                raise SpecError(
-                    f"{name[:40]}: {what}; Cloud Run allows {MAX_ENV_VALUE_BYTES:,} at most. "
-                    "Put large data in a file (gs://...) or a Secret Manager secret and pass "
-                    "its name"
-                )
-        return value
-
-    @field_validator("cpu", mode="before")
-    @classmethod
-    def _normalize_cpu(cls, value: Any) -> Any:
-        if isinstance(value, bool) or value is None:
-            return value
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        text = str(value).strip()
-        if text.endswith("m") and text[:-1].isdigit() and int(text[:-1]) % 1000 == 0:
-            text = str(int(text[:-1]) // 1000)  # millicores: "2000m" is "2"
-        if text in CPU_VALUES:
-            return text
-        raise SpecError(f"{shown(value)} CPU is not available for Cloud Run jobs; use "
-                        f"{', '.join(CPU_VALUES[:-1])} or {CPU_VALUES[-1]}")
-
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _check_memory(cls, value: Any) -> Any:
-        if value is None or not isinstance(value, str):
-            return value  # numbers and others: the type check says "put it in quotes"
-        text = value.strip()
-        if not _MEMORY.match(text):
-            raise SpecError(f"{shown(value)} is not a memory size; write it like 512Mi or 4Gi")
-        size = memory_bytes(text)
-        if not MIN_MEMORY <= size <= MAX_MEMORY:
-            raise SpecError(f"{text} is not allowed; use between 512Mi and "
-                            f"{gib_text(MAX_MEMORY)}")
-        return text
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _parse_timeout(cls, value: Any) -> timedelta:
-        timeout = parse_duration(value)
-        if timeout < timedelta(seconds=1):
-            raise SpecError(f"must be at least 1 second, got {shown(value)}; e.g. '10m'")
-        if timeout > MAX_PREVIEW_TIMEOUT:
-            raise SpecError(f"{hours_text(timeout)} is longer than Cloud Run's "
-                            f"{MAX_PREVIEW_TIMEOUT.days * 24} hours; check the unit (numbers "
-                            "are seconds)")
-        return timeout
-
-    @field_validator("max_retries")
-    @classmethod
-    def _check_retries(cls, value: int) -> int:
-        if 0 <= value <= MAX_RETRIES:
-            return value
-        raise SpecError(f"must be between 0 and {MAX_RETRIES}, got {value}; Cloud Run retries "
-                        f"a failed task at most {MAX_RETRIES} times")
-
-    @field_validator("task_count")
-    @classmethod
-    def _check_task_count(cls, value: int) -> int:
-        if 1 <= value <= MAX_TASK_COUNT:
-            return value
-        raise SpecError(f"must be between 1 and {MAX_TASK_COUNT}, got {value}")
-
-    @field_validator("parallelism")
-    @classmethod
-    def _check_parallelism(cls, value: int) -> int:
-        if value >= 0:
-            return value
-        raise SpecError(f"must be 0 (as many as possible) or more, got {value}")
-
-    @field_validator("service_account")
-    @classmethod
-    def _check_service_account(cls, value: str | None) -> str | None:
-        return check_service_account(value, example_user="runner")
-
-    @field_validator("vpc_connector")
-    @classmethod
-    def _check_connector(cls, value: str | None) -> str | None:
-        if value is None or _CONNECTOR.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a Serverless VPC Access connector; give its name "
-                        "or projects/PROJECT/locations/REGION/connectors/NAME")
-
-    @field_validator("vpc_egress", mode="before")
-    @classmethod
-    def _normalize_egress(cls, value: Any) -> Any:
-        return _enum_value(value, VPC_EGRESS, "a VPC egress setting",
-                           "all-traffic or private-ranges-only")
-
-    @field_validator("network")
-    @classmethod
-    def _check_network(cls, value: str | None) -> str | None:
-        if value is None or _NETWORK.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a VPC network; give its name or "
-                        "projects/PROJECT/global/networks/NAME")
-
-    @field_validator("subnetwork")
-    @classmethod
-    def _check_subnetwork(cls, value: str | None) -> str | None:
-        if value is None or _SUBNETWORK.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a subnetwork; give its name or "
-                        "projects/PROJECT/regions/REGION/subnetworks/NAME")
-
-    @field_validator("network_tags")
-    @classmethod
-    def _check_tags(cls, value: list[str]) -> list[str]:
-        for tag in value:
-            if not re.fullmatch(_RESOURCE, tag):
-                raise SpecError(f"{shown(tag)} is not a network tag; {_NAME_RULE}")
-        return value
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_as_text(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        for key in value:
-            namespace = str(key).partition("/")[0]
-            if key == "cloud.googleapis.com/location":
-                raise SpecError(f"label {key!r} is Cloud Run's own; set the region field "
-                                "instead")
-            if "/" in str(key) and namespace in RESERVED_LABEL_NAMESPACES:
-                raise SpecError(f"label {key!r} is in the {namespace} namespace, which Cloud "
-                                "Run reserves; remove it or drop the namespace")
-        return labels_as_text(value)
-
-    @field_validator("labels")
-    @classmethod
-    def _sanitize_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return sanitized_labels(value)
-
-    @field_validator("gpu_type", mode="before")
-    @classmethod
-    def _normalize_gpu(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        name = value.strip().lower().replace("_", "-")
-        if not name:
-            return None
-        if name in GPU_TYPES:
-            return name
-        suggestions = closest(name, GPU_TYPES)
-        hint = f"did you mean {suggestions[0]}?" if suggestions else f"use {GPU_TYPES[0]}"
-        raise SpecError(f"{shown(value)} is not a GPU type Cloud Run jobs offer; {hint}")
-
-    @field_validator("launch_stage", mode="before")
-    @classmethod
-    def _normalize_launch_stage(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        stage = value.strip().upper().replace("-", "_")
-        if stage in LAUNCH_STAGES:
-            return stage
-        raise SpecError(f"{shown(value)} is not a launch stage; use {', '.join(LAUNCH_STAGES)}")
-
-    @field_validator("execution_environment", mode="before")
-    @classmethod
-    def _normalize_environment(cls, value: Any) -> Any:
-        return _enum_value(value, EXECUTION_ENVIRONMENTS, "an execution environment",
-                           "gen1 or gen2")
 
     # -- rules across fields ---------------------------------------------------------------
 
@@ -522,11 +444,10 @@ class CloudRunJob(Spec):
                 raise SpecError(f"gpu_count is {self.gpu_count} but no gpu_type is set; set "
                                 f"gpu_type: {GPU_TYPES[0]} or remove gpu_count",
                                 field="gpu_type")
-            # Filled in without `setattr`, which would re-validate and count it as given.
-            object.__setattr__(self, "gpu_count", None)
+            self._fill_in(gpu_count=None)
             return
         if self.gpu_count is None:
-            object.__setattr__(self, "gpu_count", 1)
+            self._fill_in(gpu_count=1)
         elif self.gpu_count != 1:
             raise SpecError(f"must be 1, got {self.gpu_count}; Cloud Run gives a job instance "
                             "exactly one GPU (use more tasks for more GPUs)", field="gpu_count")

@@ -1,19 +1,20 @@
 """Field checks that every container job spec shares (Vertex AI and Cloud Run): the image,
 its command and args, environment variable names, project, region, service account, labels.
 
-Each check returns the value (possibly normalised) or raises a one-line `SpecError`; the spec
-models call them from their validators, so both kinds refuse the same input in the same words.
+Each check returns the value (possibly normalised) or raises a one-line `SpecError`; the field
+types of `specs.fields` attach them to the specs' fields, so both kinds refuse the same input
+in the same words.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from gcpjobs.errors import SpecError
-from gcpjobs.specs.base import scalar_text, shown
+from gcpjobs.specs.base import scalar_text, shown, type_name
 from gcpjobs.specs.labels import sanitize_labels
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -61,6 +62,18 @@ def check_env_names(
     if len(names) > limit:
         raise SpecError(f"{len(names)} variables given; {service} allows at most {limit} "
                         "per container, pass the rest in a file or as args")
+
+
+def env_values(value: Any) -> Iterator[tuple[Any, Any]]:
+    """The (name, value) pairs of an env mapping; SpecError for anything but a mapping, and
+    for a variable without a value."""
+    if not isinstance(value, Mapping):
+        raise SpecError(f"must be a mapping of names to values, not {type_name(value)}; "
+                        "write it as `NAME: value` lines")
+    for name, raw in value.items():
+        if raw is None:
+            raise SpecError(f"variable {name!r} has no value; give it one or remove it")
+        yield name, raw
 
 
 def check_project(value: str | None) -> str | None:

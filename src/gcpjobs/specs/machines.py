@@ -71,7 +71,9 @@ def _sizes(prefix: str, sizes: Iterable[int]) -> list[tuple[str, int]]:
     return [(f"{prefix}-{n}", n) for n in sizes]
 
 
-def _bundled(family: str, rows: Iterable[tuple[str, int, str, int]]) -> list[MachineType]:
+def _bundled(family: str, accelerator: str,
+             rows: Iterable[tuple[str, int, int]]) -> list[MachineType]:
+    """Machines that come with `count` of `accelerator` each: rows of (name, vCPUs, count)."""
     return [
         MachineType(
             name=name,
@@ -80,7 +82,7 @@ def _bundled(family: str, rows: Iterable[tuple[str, int, str, int]]) -> list[Mac
             accelerators={accelerator: (count,)},
             bundled=(accelerator, count),
         )
-        for name, vcpus, accelerator, count in rows
+        for name, vcpus, count in rows
     ]
 
 
@@ -101,35 +103,25 @@ def _build_catalog() -> dict[str, MachineType]:
         + _sizes("n1-highcpu", (16, 32, 64, 96))
     ):
         machines.append(MachineType(name=name, family="n1", vcpus=vcpus, accelerators=_N1_GPUS))
-    machines += _bundled("a2", [
-        ("a2-highgpu-1g", 12, "NVIDIA_TESLA_A100", 1),
-        ("a2-highgpu-2g", 24, "NVIDIA_TESLA_A100", 2),
-        ("a2-highgpu-4g", 48, "NVIDIA_TESLA_A100", 4),
-        ("a2-highgpu-8g", 96, "NVIDIA_TESLA_A100", 8),
-        ("a2-megagpu-16g", 96, "NVIDIA_TESLA_A100", 16),
-        ("a2-ultragpu-1g", 12, "NVIDIA_A100_80GB", 1),
-        ("a2-ultragpu-2g", 24, "NVIDIA_A100_80GB", 2),
-        ("a2-ultragpu-4g", 48, "NVIDIA_A100_80GB", 4),
-        ("a2-ultragpu-8g", 96, "NVIDIA_A100_80GB", 8),
+    machines += _bundled("a2", "NVIDIA_TESLA_A100", [
+        ("a2-highgpu-1g", 12, 1), ("a2-highgpu-2g", 24, 2), ("a2-highgpu-4g", 48, 4),
+        ("a2-highgpu-8g", 96, 8), ("a2-megagpu-16g", 96, 16),
     ])
-    machines += _bundled("a3", [
-        ("a3-highgpu-1g", 26, "NVIDIA_H100_80GB", 1),
-        ("a3-highgpu-2g", 52, "NVIDIA_H100_80GB", 2),
-        ("a3-highgpu-4g", 104, "NVIDIA_H100_80GB", 4),
-        ("a3-highgpu-8g", 208, "NVIDIA_H100_80GB", 8),
-        ("a3-megagpu-8g", 208, "NVIDIA_H100_MEGA_80GB", 8),
-        ("a3-ultragpu-8g", 224, "NVIDIA_H200_141GB", 8),
+    machines += _bundled("a2", "NVIDIA_A100_80GB", [
+        ("a2-ultragpu-1g", 12, 1), ("a2-ultragpu-2g", 24, 2), ("a2-ultragpu-4g", 48, 4),
+        ("a2-ultragpu-8g", 96, 8),
     ])
-    machines += _bundled("a4", [("a4-highgpu-8g", 224, "NVIDIA_B200", 8)])
-    machines += _bundled("g2", [
-        ("g2-standard-4", 4, "NVIDIA_L4", 1),
-        ("g2-standard-8", 8, "NVIDIA_L4", 1),
-        ("g2-standard-12", 12, "NVIDIA_L4", 1),
-        ("g2-standard-16", 16, "NVIDIA_L4", 1),
-        ("g2-standard-24", 24, "NVIDIA_L4", 2),
-        ("g2-standard-32", 32, "NVIDIA_L4", 1),
-        ("g2-standard-48", 48, "NVIDIA_L4", 4),
-        ("g2-standard-96", 96, "NVIDIA_L4", 8),
+    machines += _bundled("a3", "NVIDIA_H100_80GB", [
+        ("a3-highgpu-1g", 26, 1), ("a3-highgpu-2g", 52, 2), ("a3-highgpu-4g", 104, 4),
+        ("a3-highgpu-8g", 208, 8),
+    ])
+    machines += _bundled("a3", "NVIDIA_H100_MEGA_80GB", [("a3-megagpu-8g", 208, 8)])
+    machines += _bundled("a3", "NVIDIA_H200_141GB", [("a3-ultragpu-8g", 224, 8)])
+    machines += _bundled("a4", "NVIDIA_B200", [("a4-highgpu-8g", 224, 8)])
+    machines += _bundled("g2", "NVIDIA_L4", [
+        ("g2-standard-4", 4, 1), ("g2-standard-8", 8, 1), ("g2-standard-12", 12, 1),
+        ("g2-standard-16", 16, 1), ("g2-standard-24", 24, 2), ("g2-standard-32", 32, 1),
+        ("g2-standard-48", 48, 4), ("g2-standard-96", 96, 8),
     ])
     machines.append(
         MachineType(
@@ -139,10 +131,8 @@ def _build_catalog() -> dict[str, MachineType]:
             accelerators={"TPU_V2": (8,), "TPU_V3": (8,)},
         )
     )
-    machines += _bundled("ct5lp", [
-        ("ct5lp-hightpu-1t", 24, "TPU_V5_LITEPOD", 1),
-        ("ct5lp-hightpu-4t", 112, "TPU_V5_LITEPOD", 4),
-        ("ct5lp-hightpu-8t", 224, "TPU_V5_LITEPOD", 8),
+    machines += _bundled("ct5lp", "TPU_V5_LITEPOD", [
+        ("ct5lp-hightpu-1t", 24, 1), ("ct5lp-hightpu-4t", 112, 4), ("ct5lp-hightpu-8t", 224, 8),
     ])
     return {machine.name: machine for machine in machines}
 

@@ -16,30 +16,33 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from functools import partial
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from gcpjobs.errors import SpecError
 from gcpjobs.specs.base import (
     Spec,
     WholeNumber,
-    closest,
+    api_name,
+    did_you_mean,
     parse_duration,
     scalar_text,
     shown,
     type_name,
 )
-from gcpjobs.specs.container import (
-    check_env_names,
-    check_image,
-    check_project,
-    check_region,
-    check_service_account,
-    labels_as_text,
-    sanitized_labels,
-    to_command,
-    to_text_list,
+from gcpjobs.specs.container import check_env_names, check_service_account, env_values
+from gcpjobs.specs.fields import (
+    Command,
+    Image,
+    Labels,
+    ProjectId,
+    Region,
+    Text,
+    TextList,
+    each_matching,
+    matching,
 )
 from gcpjobs.specs.machines import (
     ACCELERATOR_TYPES,
@@ -81,13 +84,8 @@ def to_env(value: Any) -> Any:
                                 "or write env as `NAME: value` lines")
             entries[entry["name"]] = entry.get("value", "")
         value = entries
-    if not isinstance(value, Mapping):
-        raise SpecError(f"must be a mapping of names to values, not {type_name(value)}; "
-                        "write it as `NAME: value` lines")
     env: dict[Any, Any] = {}
-    for name, raw in value.items():
-        if raw is None:
-            raise SpecError(f"variable {name!r} has no value; give it one or remove it")
+    for name, raw in env_values(value):
         if isinstance(raw, Mapping | list | tuple):
             raise SpecError(f"variable {name!r} must be text, not {type_name(raw)}; "
                             "quote structured values (e.g. as JSON)")
@@ -104,8 +102,7 @@ def check_machine_type(value: str) -> str:
     name = value.strip().lower()
     if name in MACHINE_TYPES:
         return name
-    suggestions = closest(name, MACHINE_TYPES)
-    hint = f"did you mean {' or '.join(suggestions)}?" if suggestions else f"see {_MACHINE_DOCS}"
+    hint = did_you_mean(name, MACHINE_TYPES, otherwise=f"see {_MACHINE_DOCS}")
     raise SpecError(f"{shown(value)} is not a Vertex AI training machine type; {hint}")
 
 
@@ -113,14 +110,13 @@ def normalize_accelerator(value: Any) -> Any:
     """`nvidia-tesla-t4` -> `NVIDIA_TESLA_T4`; an empty value means no accelerator."""
     if not isinstance(value, str):
         return value
-    name = value.strip().upper().replace("-", "_")
+    name = api_name(value)
     if not name or name == "ACCELERATOR_TYPE_UNSPECIFIED":
         return None
     if name in ACCELERATOR_TYPES:
         return name
-    suggestions = closest(name, ACCELERATOR_TYPES)
-    hint = (f"did you mean {' or '.join(suggestions)}?" if suggestions
-            else f"use one of {', '.join(ACCELERATOR_TYPES)}")
+    hint = did_you_mean(name, ACCELERATOR_TYPES,
+                        otherwise=f"use one of {', '.join(ACCELERATOR_TYPES)}")
     raise SpecError(f"{shown(value)} is not a Vertex AI accelerator type; {hint}")
 
 
@@ -196,6 +192,79 @@ def _accelerator_error(machine_type: str, accelerator_type: str | None, count: i
                      f"got {count}", field="accelerator_count")
 
 
+# -- checks of the job's own fields ---------------------------------------------------------
+
+
+def check_display_name(value: str) -> str:
+    if not value.strip():
+        raise SpecError("must not be empty; give the job a name")
+    if len(value) > MAX_DISPLAY_NAME_LENGTH:
+        raise SpecError(f"is {len(value)} characters long; Vertex AI allows at most "
+                        f"{MAX_DISPLAY_NAME_LENGTH}, use a shorter name")
+    return value
+
+
+def parse_run_time(value: Any) -> timedelta:
+    run_time = parse_duration(value)
+    if run_time <= timedelta(0):
+        raise SpecError(f"must be longer than zero, got {shown(value)}; e.g. '2h'")
+    if run_time > MAX_MAXIMUM_RUN_TIME:
+        raise SpecError(f"{run_time} is longer than the {MAX_MAXIMUM_RUN_TIME.days} days "
+                        "gcpjobs allows; check the unit (numbers are seconds)")
+    return run_time
+
+
+def parse_max_wait(value: Any) -> timedelta | None:
+    if value is None:
+        return None
+    wait = parse_duration(value)
+    if wait < timedelta(0):
+        raise SpecError(f"must not be negative, got {shown(value)}; 0 means wait forever")
+    return wait
+
+
+def strategy_name(value: Any) -> Any:
+    """`spot`, `flex-start` -> the API's `SPOT`, `FLEX_START`."""
+    return api_name(value) if isinstance(value, str) else value
+
+
+def _check_pool_count(value: list[WorkerPool | None]) -> list[WorkerPool | None]:
+    # Trailing nulls leave no pool unused in between, so they are not sent at all.
+    while value and value[-1] is None:
+        value = value[:-1]
+    if len(value) > MAX_EXTRA_WORKER_POOLS:
+        raise SpecError(f"{len(value)} extra pools given; Vertex AI has pools 1-3 (workers, "
+                        "parameter servers, evaluators), remove the rest")
+    return value
+
+
+# -- field types: the container, machine and disk ones serve pool 0 and the extra pools ------
+
+VertexEnv = Annotated[dict[str, str], BeforeValidator(to_env), AfterValidator(check_env)]
+MachineType = Annotated[str, AfterValidator(check_machine_type)]
+"""The name of a Vertex AI training machine type (`machines.MACHINE_TYPES`), any case."""
+AcceleratorType = Annotated[str | None, BeforeValidator(normalize_accelerator)]
+"""An `AcceleratorType` name in any case, `-` or `_`; empty or UNSPECIFIED means none."""
+BootDiskType = Annotated[str, AfterValidator(check_boot_disk_type)]
+BootDiskSizeGb = Annotated[WholeNumber, AfterValidator(check_boot_disk_size)]
+RunTime = Annotated[timedelta, BeforeValidator(parse_run_time)]
+MaxWaitDuration = Annotated[timedelta | None, BeforeValidator(parse_max_wait)]
+DisplayName = Annotated[Text, AfterValidator(check_display_name)]
+Strategy = Annotated[SchedulingStrategy, BeforeValidator(strategy_name)]
+TrainerAccount = Annotated[
+    str | None, AfterValidator(partial(check_service_account, example_user="trainer"))]
+ResourceId = Annotated[str | None, matching(
+    _RESOURCE_ID, "is not a resource id; use up to 63 lowercase letters, digits and hyphens, "
+    "starting with a letter")]
+NetworkName = Annotated[str | None, matching(
+    _NETWORK, "is not a network name; write it as projects/PROJECT_NUMBER/global/networks/NETWORK")]
+IpRangeNames = Annotated[TextList, each_matching(
+    _RESOURCE_ID, "is not an IP range name; give the name of an address range reserved for "
+    "the network")]
+GcsUri = Annotated[str | None, matching(
+    _GCS_URI, "is not a Cloud Storage URI; write it as gs://BUCKET/PATH")]
+
+
 # -- models ---------------------------------------------------------------------------------
 
 
@@ -223,60 +292,15 @@ class WorkerPool(Spec):
     """
 
     replica_count: WholeNumber = Field(default=1, ge=1)
-    image: str | None = None
-    command: list[str] | None = None
-    args: list[str] | None = None
-    env: dict[str, str] | None = None
-    machine_type: str | None = None
-    accelerator_type: str | None = None
+    image: Image | None = None
+    command: Command | None = None
+    args: TextList | None = None
+    env: VertexEnv | None = None
+    machine_type: MachineType | None = None
+    accelerator_type: AcceleratorType = None
     accelerator_count: WholeNumber | None = Field(default=None, ge=0)
-    boot_disk_type: str | None = None
-    boot_disk_size_gb: WholeNumber | None = None
-
-    @field_validator("image")
-    @classmethod
-    def _check_image(cls, value: str | None) -> str | None:
-        return None if value is None else check_image(value)
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split_command(cls, value: Any) -> Any:
-        return None if value is None else to_command(value)
-
-    @field_validator("args", mode="before")
-    @classmethod
-    def _args_as_text(cls, value: Any) -> Any:
-        return to_text_list(value)
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_as_text(cls, value: Any) -> Any:
-        return None if value is None else to_env(value)
-
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return None if value is None else check_env(value)
-
-    @field_validator("machine_type")
-    @classmethod
-    def _check_machine_type(cls, value: str | None) -> str | None:
-        return None if value is None else check_machine_type(value)
-
-    @field_validator("accelerator_type", mode="before")
-    @classmethod
-    def _normalize_accelerator(cls, value: Any) -> Any:
-        return normalize_accelerator(value)
-
-    @field_validator("boot_disk_type")
-    @classmethod
-    def _check_boot_disk_type(cls, value: str | None) -> str | None:
-        return None if value is None else check_boot_disk_type(value)
-
-    @field_validator("boot_disk_size_gb")
-    @classmethod
-    def _check_boot_disk_size(cls, value: int | None) -> int | None:
-        return None if value is None else check_boot_disk_size(value)
+    boot_disk_type: BootDiskType | None = None
+    boot_disk_size_gb: BootDiskSizeGb | None = None
 
     def resolve(self, primary: ResolvedPool) -> ResolvedPool:
         """This pool with the primary's values filled in (SpecError, field relative to it)."""
@@ -318,36 +342,37 @@ class VertexJob(Spec):
 
     # The kind registry's name for this spec (`gcpjobs.kinds`), declared as CloudRunJob's is.
     kind: Literal["vertex"] = "vertex"
-    name: str = "gcpjobs-job"
-    project: str | None = None
-    region: str = "us-central1"
+    name: DisplayName = "gcpjobs-job"
+    project: ProjectId = None
+    region: Region = "us-central1"
 
-    image: str
-    command: list[str] = Field(default_factory=list)
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    image: Image
+    command: Command = Field(default_factory=list)
+    args: TextList = Field(default_factory=list)
+    env: VertexEnv = Field(default_factory=dict)
 
-    machine_type: str = "n1-standard-4"
-    accelerator_type: str | None = None
+    machine_type: MachineType = "n1-standard-4"
+    accelerator_type: AcceleratorType = None
     accelerator_count: WholeNumber | None = Field(default=None, ge=0)
-    boot_disk_type: str = "pd-ssd"
-    boot_disk_size_gb: WholeNumber = 100
+    boot_disk_type: BootDiskType = "pd-ssd"
+    boot_disk_size_gb: BootDiskSizeGb = 100
 
-    maximum_run_time: timedelta = DEFAULT_MAXIMUM_RUN_TIME
-    scheduling_strategy: SchedulingStrategy = "STANDARD"
-    max_wait_duration: timedelta | None = None
+    maximum_run_time: RunTime = DEFAULT_MAXIMUM_RUN_TIME
+    scheduling_strategy: Strategy = "STANDARD"
+    max_wait_duration: MaxWaitDuration = None
     restart_job_on_worker_restart: bool = False
     disable_retries: bool = False
-    persistent_resource_id: str | None = None
+    persistent_resource_id: ResourceId = None
 
-    network: str | None = None
-    reserved_ip_ranges: list[str] = Field(default_factory=list)
-    service_account: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    network: NetworkName = None
+    reserved_ip_ranges: IpRangeNames = Field(default_factory=list)
+    service_account: TrainerAccount = None
+    labels: Labels = Field(default_factory=dict)
     enable_web_access: bool = False
-    base_output_directory: str | None = None
+    base_output_directory: GcsUri = None
 
-    extra_worker_pools: list[WorkerPool | None] = Field(default_factory=list)
+    extra_worker_pools: Annotated[list[WorkerPool | None], AfterValidator(_check_pool_count)] = (
+        Field(default_factory=list))
 
     # -- input conversion -------------------------------------------------------------------
 
@@ -372,170 +397,13 @@ class VertexJob(Spec):
         data["maximum_run_time"] = timedelta(hours=hours)
         return data
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name_as_text(cls, value: Any) -> Any:
-        return scalar_text(value)
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not value.strip():
-            raise SpecError("must not be empty; give the job a name")
-        if len(value) > MAX_DISPLAY_NAME_LENGTH:
-            raise SpecError(f"is {len(value)} characters long; Vertex AI allows at most "
-                            f"{MAX_DISPLAY_NAME_LENGTH}, use a shorter name")
-        return value
-
-    @field_validator("project")
-    @classmethod
-    def _check_project(cls, value: str | None) -> str | None:
-        return check_project(value)
-
-    @field_validator("region")
-    @classmethod
-    def _check_region(cls, value: str) -> str:
-        return check_region(value)
-
-    @field_validator("image")
-    @classmethod
-    def _check_image(cls, value: str) -> str:
-        return check_image(value)
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split_command(cls, value: Any) -> Any:
-        return to_command(value)
-
-    @field_validator("args", "reserved_ip_ranges", mode="before")
-    @classmethod
-    def _list_as_text(cls, value: Any) -> Any:
-        return to_text_list(value)
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_as_text(cls, value: Any) -> Any:
-        return to_env(value)
-
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_env(value)
-
-    @field_validator("machine_type")
-    @classmethod
-    def _check_machine_type(cls, value: str) -> str:
-        return check_machine_type(value)
-
-    @field_validator("accelerator_type", mode="before")
-    @classmethod
-    def _normalize_accelerator(cls, value: Any) -> Any:
-        return normalize_accelerator(value)
-
-    @field_validator("boot_disk_type")
-    @classmethod
-    def _check_boot_disk_type(cls, value: str) -> str:
-        return check_boot_disk_type(value)
-
-    @field_validator("boot_disk_size_gb")
-    @classmethod
-    def _check_boot_disk_size(cls, value: int) -> int:
-        return check_boot_disk_size(value)
-
-    @field_validator("maximum_run_time", mode="before")
-    @classmethod
-    def _parse_run_time(cls, value: Any) -> timedelta:
-        run_time = parse_duration(value)
-        if run_time <= timedelta(0):
-            raise SpecError(f"must be longer than zero, got {shown(value)}; e.g. '2h'")
-        if run_time > MAX_MAXIMUM_RUN_TIME:
-            raise SpecError(f"{run_time} is longer than the {MAX_MAXIMUM_RUN_TIME.days} days "
-                            "gcpjobs allows; check the unit (numbers are seconds)")
-        return run_time
-
-    @field_validator("max_wait_duration", mode="before")
-    @classmethod
-    def _parse_max_wait(cls, value: Any) -> timedelta | None:
-        if value is None:
-            return None
-        wait = parse_duration(value)
-        if wait < timedelta(0):
-            raise SpecError(f"must not be negative, got {shown(value)}; 0 means wait forever")
-        return wait
-
-    @field_validator("scheduling_strategy", mode="before")
-    @classmethod
-    def _strategy_upper(cls, value: Any) -> Any:
-        return value.strip().upper().replace("-", "_") if isinstance(value, str) else value
-
-    @field_validator("persistent_resource_id")
-    @classmethod
-    def _check_persistent_resource(cls, value: str | None) -> str | None:
-        if value is None or _RESOURCE_ID.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a resource id; use up to 63 lowercase letters, "
-                        "digits and hyphens, starting with a letter")
-
-    @field_validator("network")
-    @classmethod
-    def _check_network(cls, value: str | None) -> str | None:
-        if value is None or _NETWORK.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a network name; write it as "
-                        "projects/PROJECT_NUMBER/global/networks/NETWORK")
-
-    @field_validator("reserved_ip_ranges")
-    @classmethod
-    def _check_ip_ranges(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not _RESOURCE_ID.match(name):
-                raise SpecError(f"{shown(name)} is not an IP range name; give the name of an "
-                                "address range reserved for the network")
-        return value
-
-    @field_validator("service_account")
-    @classmethod
-    def _check_service_account(cls, value: str | None) -> str | None:
-        return check_service_account(value, example_user="trainer")
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_as_text(cls, value: Any) -> Any:
-        return labels_as_text(value)
-
-    @field_validator("labels")
-    @classmethod
-    def _sanitize_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return sanitized_labels(value)
-
-    @field_validator("base_output_directory")
-    @classmethod
-    def _check_output_directory(cls, value: str | None) -> str | None:
-        if value is None or _GCS_URI.match(value):
-            return value
-        raise SpecError(f"{shown(value)} is not a Cloud Storage URI; write it as "
-                        "gs://BUCKET/PATH")
-
-    @field_validator("extra_worker_pools")
-    @classmethod
-    def _check_pool_count(cls, value: list[WorkerPool | None]) -> list[WorkerPool | None]:
-        while value and value[-1] is None:
-            value = value[:-1]
-        if len(value) > MAX_EXTRA_WORKER_POOLS:
-            raise SpecError(f"{len(value)} extra pools given; Vertex AI has pools 1-3 (workers, "
-                            "parameter servers, evaluators), remove the rest")
-        return value
-
     # -- rules across fields ---------------------------------------------------------------
 
     @model_validator(mode="after")
     def _check_combinations(self) -> VertexJob:
         accelerator = resolve_accelerator(
             self.machine_type, self.accelerator_type, self.accelerator_count)
-        # Filled in without `setattr`: it would re-validate, and derived values must not
-        # count as given (see Spec.with_overrides).
-        object.__setattr__(self, "accelerator_type", accelerator[0])
-        object.__setattr__(self, "accelerator_count", accelerator[1])
+        self._fill_in(accelerator_type=accelerator[0], accelerator_count=accelerator[1])
         self.resolved_pools()  # raises for a pool that does not fit
         if self.reserved_ip_ranges and self.network is None:
             raise SpecError("need a network; set network (projects/NUMBER/global/networks/NAME) "
