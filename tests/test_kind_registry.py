@@ -8,9 +8,11 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import pytest
 
@@ -18,13 +20,16 @@ from gcpjobs import kinds as registry
 from gcpjobs.cli.console import service_name
 from gcpjobs.clients.cloudrun import AsyncCloudRunClient
 from gcpjobs.clients.kinds import client_for_kind, kind_of_name
-from gcpjobs.errors import GcpJobsError, SpecError
+from gcpjobs.errors import ApiError, GcpJobsError, SpecError
 from gcpjobs.kinds import KindEntry, UnknownKindError, kind_entry, known_kinds
+from gcpjobs.results import JobStatus
 from gcpjobs.specs.base import Spec
 from gcpjobs.specs.cloudrun import CloudRunJob
 from gcpjobs.specs.default_templates import default_template_data, spec_class
 from gcpjobs.specs.jobfile import load_job_file, parse_job_document
+from gcpjobs.specs.labels import SUBMISSION_LABEL
 from gcpjobs.specs.templates import default_template
+from gcpjobs.states import JobState
 from gcpjobs.steps.settings import StepSettings
 from tests.cli.support import assert_one_line_error, clean_env, gcpjobs, job_file
 
@@ -259,3 +264,192 @@ def test_an_installed_plug_in_is_found_through_its_entry_point(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"kinds": ["vertex", "cloud-run", "plug-run"],
                                          "job": "CloudRunJob", "client": "AsyncCloudRunClient"}
+
+
+# -- a third kind answers wherever the CLI and the run history choose by kind ----------------
+
+THIRD = "third-run"
+THIRD_NAME = "projects/p/locations/us-central1/thirdJobs/nightly/runs/r1"
+
+
+def third_given_name(display_name: str, name: str) -> str:
+    """The third kind's rule: the name a run was given is its job's (`.../thirdJobs/JOB/...`)."""
+    return name.split("/")[5]
+
+
+def third_status(name: str = THIRD_NAME, state: str = "RUNNING") -> JobStatus:
+    return JobStatus(name=name, display_name=name.rsplit("/", 1)[-1], state=JobState(state),
+                     kind=THIRD, labels=MappingProxyType({SUBMISSION_LABEL: "abc"}))
+
+
+class ThirdRunClient:
+    """The third kind's client: lists two runs (one ended) and says what it was asked."""
+
+    asked: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @property
+    def target(self) -> Any:
+        return self.options["target"]
+
+    def resource_name(self, name: str, region: str | None = None, /) -> str:
+        if "/" in name:
+            raise GcpJobsError("not a run id")
+        return f"projects/p/locations/{region or 'us-central1'}/thirdJobs/x/runs/{name}"
+
+    async def get(self, name: str, /) -> JobStatus:
+        self.asked.append(("get", {"name": name}))
+        raise ApiError("NOT_FOUND", f"{name} not found")
+
+    async def list(self, **options: Any) -> AsyncIterator[JobStatus]:
+        self.asked.append(("list", options))
+        yield third_status()
+        yield third_status(THIRD_NAME.replace("r1", "r0"), "SUCCEEDED")
+
+    async def create(self, job: Any, *, submission_id: str | None = None) -> JobStatus:
+        return third_status()
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> ThirdRunClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+@pytest.fixture
+def third_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[KindEntry]:
+    """A kind of its own (not a renamed built-in): no list filter, runs of kept jobs, its own
+    start word, live task counts and rule for the name a user gave."""
+    monkeypatch.setenv("GCPJOBS_EMULATOR_HOST", "127.0.0.1:9")  # a target nothing reaches
+    ThirdRunClient.asked = []
+    entry = registry.register_kind(KindEntry(
+        name=THIRD, label="Third Run",
+        spec_class="gcpjobs.specs.cloudrun:CloudRunJob",
+        client_class="tests.test_kind_registry:ThirdRunClient",
+        request_builder="gcpjobs.protos.cloudrun:build_job",
+        default_template="gcpjobs.specs.default_templates:default_template_data",
+        started_word="launched run", live_task_counts=True, executions=True,
+        given_name_rule="tests.test_kind_registry:third_given_name",
+    ))
+    yield entry
+    registry.unregister_kind(THIRD)
+
+
+def test_a_third_kind_is_listed_through_its_own_client(
+        third_kind: KindEntry, capsys: pytest.CaptureFixture[str]) -> None:
+    from gcpjobs.cli.job_commands import list_jobs
+
+    list_jobs(kind=THIRD, state="RUNNING", as_json=True)
+    out = capsys.readouterr()
+    # No list filter: the state is checked here, and nothing is sent for it.
+    assert [s["name"] for s in json.loads(out.out)] == [THIRD_NAME]
+    assert ThirdRunClient.asked == [("list", {"region": None})]
+
+
+def test_a_filter_for_a_kind_without_one_names_the_kind(third_kind: KindEntry) -> None:
+    import typer
+
+    from gcpjobs.cli.job_commands import list_jobs
+
+    with pytest.raises(typer.BadParameter) as caught:
+        list_jobs(kind=THIRD, filter_text='state="JOB_STATE_RUNNING"')
+    assert str(caught.value) == "Third Run has no list filter; use --state, or --kind vertex"
+    assert ThirdRunClient.asked == []
+
+
+def test_a_third_kinds_runs_are_found_by_the_name_its_rule_gives(third_kind: KindEntry) -> None:
+    import asyncio
+
+    from gcpjobs.cli.resolve import answers_to, locate
+
+    assert answers_to(third_status(), "nightly") and not answers_to(third_status(), "r1")
+    client, resource = asyncio.run(locate("nightly", THIRD, None, None, "grpc"))
+    # A bare name is tried as a run id first (`executions`), then as the job's name; the
+    # kept job counts once, as its newest run.
+    assert isinstance(client, ThirdRunClient) and resource == THIRD_NAME
+    assert [what for what, _ in ThirdRunClient.asked] == ["get", "list"]
+    assert ThirdRunClient.asked[1] == ("list", {"region": None})
+
+
+@pytest.mark.parametrize("kind", [THIRD, "vertex"])
+def test_attach_finds_the_unended_submissions_of_a_third_kind_as_of_vertex(
+        third_kind: KindEntry, kind: str) -> None:
+    import asyncio
+
+    from gcpjobs.cli.attach_commands import running_submissions
+    from gcpjobs.clients.vertex import UNENDED_FILTER
+
+    found = asyncio.run(running_submissions(ThirdRunClient(), kind))  # type: ignore[arg-type]
+    assert [status.name for status in found] == [THIRD_NAME]  # the ended run is left out
+    # Vertex's list takes the filter (the service narrows it); the third kind's is read whole.
+    assert ThirdRunClient.asked == [("list", {"filter": UNENDED_FILTER} if kind == "vertex"
+                                     else {})]
+
+
+def test_the_run_history_asks_a_third_kind_for_the_name_given() -> None:
+    assert registry.given_name_of("vertex", "shown", THIRD_NAME) == "shown"
+    assert registry.given_name_of("cloud-run", "e1", "projects/p/locations/l/jobs/j/executions/e1"
+                                  ) == "j"
+    entry = registry.register_kind(KindEntry(
+        name=THIRD, label="Third Run", spec_class="-", client_class="-", request_builder="-",
+        default_template="-", given_name_rule="tests.test_kind_registry:third_given_name"))
+    try:
+        assert registry.given_name_of(THIRD, "r1", THIRD_NAME) == "nightly"
+        assert entry.given_name("r1", THIRD_NAME) == "nightly"
+    finally:
+        registry.unregister_kind(THIRD)
+    # A record of a kind no longer registered answers to its display name.
+    assert registry.given_name_of(THIRD, "r1", THIRD_NAME) == "r1"
+
+
+def test_run_says_what_a_third_kind_says_on_create(
+        third_kind: KindEntry, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from gcpjobs.cli.follow import follow_job
+    from gcpjobs.clients.target import resolve_target
+
+    client = ThirdRunClient(target=resolve_target())
+    job = SimpleNamespace(kind=THIRD, region="us-central1")
+    assert asyncio.run(follow_job(client, job, detach=True)) == 0  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert f"\nlaunched run {THIRD_NAME}\n" in err
+    assert kind_entry("vertex").started_word == "created"
+    assert kind_entry("cloud-run").started_word == "started execution"
+
+
+@pytest.mark.parametrize("kind", BUILTIN)
+def test_the_differences_between_the_built_in_kinds_are_their_entries_fields(kind: str) -> None:
+    entry = kind_entry(kind)
+    vertex = kind == "vertex"
+    assert entry.request_module == f"gcpjobs.protos.{'vertex' if vertex else 'cloudrun'}"
+    assert (entry.live_task_counts, entry.executions, entry.list_filter) == (
+        not vertex, not vertex, vertex)
+    assert callable(entry.load("preview"))
+    if vertex:
+        from gcpjobs.clients.vertex import UNENDED_FILTER
+
+        assert entry.unended_list_filter() == UNENDED_FILTER
+        assert entry.name_list_filter('a"b') == 'display_name="a\\"b" OR display_name:"a\\"b-*"'
+        assert entry.state_list_filter(JobState.FAILED) == 'state="JOB_STATE_FAILED"'
+    else:
+        assert entry.unended_list_filter() is None and entry.name_list_filter("a") is None
+        assert entry.state_list_filter(JobState.FAILED) is None
+    assert registry.bare_name_kind() == "cloud-run"
+
+
+def test_a_kind_the_cli_is_given_that_nobody_serves_lists_the_known_ones(
+        third_kind: KindEntry) -> None:
+    import typer
+
+    from gcpjobs.cli.options import parse_kind
+
+    with pytest.raises(typer.BadParameter) as caught:
+        parse_kind("nope")
+    assert str(caught.value) == "'nope' is not a kind; use vertex or cloud-run or third-run"

@@ -37,9 +37,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from gcpjobs.kinds import given_name_of
 from gcpjobs.paths import data_dir
 from gcpjobs.results import JobError, JobStatus, TaskCounts
 from gcpjobs.states import JobState
+from gcpjobs.stepnames import ENTRYPOINT_MODULE, KEY_SECRET_ENV
 
 if TYPE_CHECKING:
     from gcpjobs.clients.target import Target
@@ -102,10 +104,6 @@ class StepPointer:
 
 def step_pointer(command: list[str], args: list[str], env: Mapping[str, object]) -> StepPointer | None:
     """The `StepPointer` of a job whose container runs a remote step, else None."""
-    # Light modules (standard library only): the job side imports them too.
-    from gcpjobs.steps.payload import ENTRYPOINT_MODULE
-    from gcpjobs.steps.signing import KEY_SECRET_ENV
-
     key_secret = env.get(KEY_SECRET_ENV)
     if command[-2:] != ["-m", ENTRYPOINT_MODULE] or len(args) != 1 or not isinstance(key_secret, str):
         return None
@@ -373,8 +371,7 @@ def _answers_to(record: RunRecord, name: str) -> bool:
     or the name it was given with or without the suffix from its submission id."""
     if record.job_id == name:
         return True
-    parts = record.name.split("/")
-    given = record.display_name if record.kind == "vertex" else (parts[5] if len(parts) > 5 else "")
+    given = given_name_of(record.kind, record.display_name, record.name)
     if given == name:
         return True
     base, dash, suffix = given.rpartition("-")

@@ -1,8 +1,10 @@
 """The kinds of job gcpjobs runs, in one registry that every kind-dependent choice asks.
 
 One `KindEntry` per kind names, by import path (`module:attribute`), what serves it: its spec
-class, request builder, client, default template, job-file parser and Prefect worker, plus
-the rule by which a job's name says it is of this kind. Paths are resolved on use, the way
+class, request builder, preview, client, default template, job-file parser and Prefect
+worker, plus the rules by which a job's name says it is of this kind, and, as plain fields,
+how its service differs where the CLI shows or looks for jobs (what `run` says on create,
+live task counts, list filters, which name a user gave a job). Paths are resolved on use, the way
 fsspec's `known_implementations` are: this module imports nothing heavy, so specs, clients,
 steps, integrations and the CLI can all import it without import circles or start-up cost.
 
@@ -25,10 +27,12 @@ from gcpjobs.errors import GcpJobsError, SpecError
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
+    from gcpjobs.states import JobState
+
 __all__ = [
-    "ENTRY_POINT_GROUP", "KindEntry", "UnknownKindError", "builtin_kinds", "kind_entry",
-    "kind_of_name", "known_kinds", "load_entry_point_kinds", "register_kind", "resolve",
-    "unregister_kind",
+    "ENTRY_POINT_GROUP", "KindEntry", "UnknownKindError", "bare_name_kind", "builtin_kinds",
+    "given_name_of", "kind_entry", "kind_of_name", "known_kinds", "load_entry_point_kinds",
+    "register_kind", "resolve", "unregister_kind",
 ]
 
 ENTRY_POINT_GROUP = "gcpjobs.kinds"
@@ -62,7 +66,23 @@ class KindEntry:
     - `name_rule`: (job name) -> bool, True where a name is plainly this kind's (a Vertex
       numeric id, a Cloud Run `/executions/` path); None: names never tell this kind;
     - `label`: the service's name as users read it ("Cloud Run");
-    - `aliases`: other names the kind is looked up by.
+    - `aliases`: other names the kind is looked up by;
+    - `preview`: (spec, "yaml" | "json") -> the create request as text, secrets redacted
+      (what `spec.preview()` answers; it lives in the request layer, the spec only asks here);
+    - `started_word`: what `gcpjobs run` says before the new run's name ("created NAME");
+    - `live_task_counts`: its statuses count tasks worth following live (Cloud Run's), so
+      `run` asks for them between state changes;
+    - `executions`: its statuses are runs (executions) of a job resource that can be kept and
+      run again: a bare name may be a run's id (tried before the names users gave), and a
+      name that is the kept job's own counts once, as its newest run;
+    - `list_filter`: its client's `list` takes `filter=` in the AIP-160 filter language
+      (`gcpjobs list --filter`); without it listings are narrowed here, after they arrive;
+    - `unended_filter`, `name_filter`, `state_filter` (read with `list_filter` only): the
+      filter text for the unended jobs gcpjobs submitted, (name) -> the filter for jobs
+      submitted under a name, (JobState) -> the clause for one state; None: that narrowing
+      is done here instead;
+    - `given_name_rule`: (display name, resource name) -> the name the user gave the job
+      (a Cloud Run job id); None: its display name.
     """
 
     name: str
@@ -75,6 +95,15 @@ class KindEntry:
     prefect_worker: str | None = None
     name_rule: str | None = None
     aliases: tuple[str, ...] = ()
+    preview: str | None = None
+    started_word: str = "created"
+    live_task_counts: bool = False
+    executions: bool = False
+    list_filter: bool = False
+    unended_filter: str | None = None
+    name_filter: str | None = None
+    state_filter: str | None = None
+    given_name_rule: str | None = None
 
     def load(self, what: str) -> Any:
         """The object the path field `what` names (e.g. `entry.load("client_class")`)."""
@@ -91,6 +120,36 @@ class KindEntry:
     def claims_name(self, name: str) -> bool:
         return self.name_rule is not None and bool(self.load("name_rule")(name))
 
+    @property
+    def request_module(self) -> str:
+        """The module of its request builder (most of a submission's import cost)."""
+        return self.request_builder.partition(":")[0]
+
+    def given_name(self, display_name: str, name: str) -> str:
+        """The name the user gave the job whose display and resource names these are."""
+        if self.given_name_rule is None:
+            return display_name
+        return str(self.load("given_name_rule")(display_name, name))
+
+    def unended_list_filter(self) -> str | None:
+        """The list filter for the unended jobs gcpjobs submitted; None: list them all."""
+        return self._list_filter("unended_filter")
+
+    def name_list_filter(self, name: str) -> str | None:
+        """The list filter for the jobs submitted under `name`; None: list them all."""
+        return self._list_filter("name_filter", name)
+
+    def state_list_filter(self, state: JobState) -> str | None:
+        """The list-filter clause for jobs in `state`; None: the state is checked here."""
+        return self._list_filter("state_filter", state)
+
+    def _list_filter(self, field: str, *arguments: object) -> str | None:
+        """The filter text the path `field` names (called with `arguments` where given)."""
+        if not (self.list_filter and getattr(self, field)):
+            return None
+        found = self.load(field)
+        return str(found(*arguments) if arguments else found)
+
 
 # -- name rules of the built-in kinds (here: they are cheap and need no other import) --------
 
@@ -106,6 +165,25 @@ def is_cloud_run_execution_name(name: str) -> bool:
     return "/executions/" in name.strip()
 
 
+def cloud_run_job_id(display_name: str, name: str) -> str:
+    """`projects/P/locations/R/jobs/JOB/executions/E` -> `JOB`: the name a Cloud Run run was
+    given is its job's, not its execution's (the display name)."""
+    parts = name.split("/")
+    return parts[5] if len(parts) > 5 else ""
+
+
+def vertex_name_filter(name: str) -> str:
+    """ListCustomJobs filter: the display name `name`, or `name` and a suffix (the suffix is
+    checked once the jobs arrive, against their submission ids)."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'display_name="{quoted}" OR display_name:"{quoted}-*"'
+
+
+def vertex_state_filter(state: JobState) -> str:
+    """ListCustomJobs filter clause for jobs in `state`."""
+    return f'state="JOB_STATE_{state.value}"'
+
+
 _BUILTIN = (
     KindEntry(
         name="vertex",
@@ -117,6 +195,11 @@ _BUILTIN = (
         job_file_parser="gcpjobs.specs.jobfile:parse_vertex_document",
         prefect_worker="gcpjobs.integrations.prefect.worker:VertexWorker",
         name_rule="gcpjobs.kinds:is_vertex_job_name",
+        preview="gcpjobs.protos.vertex:preview",
+        list_filter=True,
+        unended_filter="gcpjobs.clients.vertex:UNENDED_FILTER",
+        name_filter="gcpjobs.kinds:vertex_name_filter",
+        state_filter="gcpjobs.kinds:vertex_state_filter",
     ),
     KindEntry(
         name="cloud-run",
@@ -128,6 +211,11 @@ _BUILTIN = (
         job_file_parser="gcpjobs.specs.jobfile:parse_cloud_run_document",
         prefect_worker="gcpjobs.integrations.prefect.worker:CloudRunWorker",
         name_rule="gcpjobs.kinds:is_cloud_run_execution_name",
+        preview="gcpjobs.protos.cloudrun:preview",
+        started_word="started execution",
+        live_task_counts=True,
+        executions=True,
+        given_name_rule="gcpjobs.kinds:cloud_run_job_id",
     ),
 )
 
@@ -184,6 +272,22 @@ def kind_entry(name: object) -> KindEntry:
     if entry is None:
         raise UnknownKindError(f"unknown kind {name!r}; use one of: {', '.join(known_kinds())}")
     return entry
+
+
+def given_name_of(kind: str, display_name: str, name: str) -> str:
+    """The name the user gave a job of `kind` (see `KindEntry.given_name`); for a kind no
+    longer registered (a record from a gcpjobs that knew more kinds), its display name."""
+    try:
+        entry = kind_entry(kind)
+    except UnknownKindError:
+        return display_name
+    return entry.given_name(display_name, name)
+
+
+def bare_name_kind() -> str:
+    """The kind a bare name no kind's name rule claims is taken to be: the first built-in
+    kind whose runs have bare ids (`executions`: Cloud Run's)."""
+    return next(entry.name for entry in _BUILTIN if entry.executions)
 
 
 def kind_of_name(name: str) -> str | None:

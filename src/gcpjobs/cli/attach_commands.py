@@ -11,7 +11,7 @@ Attaching is passive: Ctrl-C stops following and leaves the jobs running.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -42,22 +42,17 @@ def register(app: typer.Typer) -> None:
 
 async def running_submissions(client: JobClient, kind: str) -> list[JobStatus]:
     """The jobs (Vertex) or executions (Cloud Run) gcpjobs submitted that have not ended."""
+    from gcpjobs.kinds import kind_entry
     from gcpjobs.specs.labels import SUBMISSION_LABEL
 
+    unended = kind_entry(kind).unended_list_filter()
+    lister: Any = client  # every kind's client lists; `filter=` where the kind has one
+    listing = lister.list(filter=unended) if unended is not None else lister.list()
     found: list[JobStatus] = []
-    if kind == "vertex":
-        from gcpjobs.clients.vertex import UNENDED_FILTER, AsyncVertexClient
-
-        assert isinstance(client, AsyncVertexClient)
-        async for status in client.list(filter=UNENDED_FILTER):
+    async for status in listing:
+        # What a filter already asked the service for, checked again for a kind without one.
+        if SUBMISSION_LABEL in status.labels and not status.is_terminal:
             found.append(status)
-    else:
-        from gcpjobs.clients.cloudrun import AsyncCloudRunClient
-
-        assert isinstance(client, AsyncCloudRunClient)
-        async for status in client.list():  # Cloud Run lists have no filter
-            if SUBMISSION_LABEL in status.labels and not status.is_terminal:
-                found.append(status)
     return found
 
 

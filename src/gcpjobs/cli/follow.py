@@ -41,6 +41,7 @@ from gcpjobs.cli.render import (
 )
 from gcpjobs.clients.logs import ended_since, poll_interval
 from gcpjobs.errors import ApiError, GcpJobsError
+from gcpjobs.kinds import kind_entry
 from gcpjobs.states import JobState
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
     from gcpjobs.specs.jobfile import JobSpec
 
 EXIT_INTERRUPTED = 130
-# What builds each kind's create request (its protos are most of the import cost).
-REQUEST_MODULES = {"vertex": "gcpjobs.protos.vertex", "cloud-run": "gcpjobs.protos.cloudrun"}
 # Long enough to press Ctrl-C twice on purpose, short enough not to keep a GPU job billing.
 CANCEL_GRACE_SECONDS = 2.0
 # The saved cursor (for `gcpjobs attach` after a killed run) is written at most this often:
@@ -167,11 +166,12 @@ async def follow_job(client: JobClient, job: JobSpec, *, detach: bool) -> int:
         # Say where the job goes before anything is sent. Resolving may boot the embedded
         # emulator; the request's modules load meanwhile, as `create` would load them.
         resolving = asyncio.ensure_future(asyncio.to_thread(lambda: client.target))
-        importlib.import_module(REQUEST_MODULES[job.kind])
+        entry = kind_entry(job.kind)
+        importlib.import_module(entry.request_module)  # most of a submission's import cost
         announce_target(await resolving, job.kind, job.region)
         status = await client.create(job)
-        what = "started execution" if job.kind == "cloud-run" else "created"
-        err_console.print(f"{what} {status.name}", highlight=False, soft_wrap=True)
+        err_console.print(f"{entry.started_word} {status.name}", highlight=False,
+                          soft_wrap=True)
         if detach:
             console.print(status.name, markup=False, soft_wrap=True)
             err_console.print(
@@ -246,7 +246,7 @@ async def _follow(client: JobClient, job: JobSpec, created: JobStatus) -> int:
                 client.wait(name, on_change=on_change, known=created)
             )
             target = client.target
-            if job.kind == "cloud-run" and err_console.is_terminal:
+            if kind_entry(job.kind).live_task_counts and err_console.is_terminal:
                 tasks_watch = asyncio.ensure_future(
                     _watch_tasks(client, name, line, max(1.0, poll_interval(target))))
             # The job's lines, through the Live's console so the state line stays intact.

@@ -38,7 +38,6 @@ from gcpjobs.cli.options import (
 )
 from gcpjobs.cli.resolve import (
     announced_target,
-    cli_retry_policy,
     is_gone,
     job_client,
     locate,
@@ -265,59 +264,58 @@ def list_jobs(
 ) -> None:
     """List Vertex jobs and Cloud Run executions, newest first."""
     from gcpjobs.cli.render import print_job_table, statuses_to_json
-    from gcpjobs.clients.cloudrun import AsyncCloudRunClient
-    from gcpjobs.clients.vertex import AsyncVertexClient
+    from gcpjobs.kinds import kind_entry
     from gcpjobs.states import JobState
 
     chosen = parse_kind(kind)
     kinds: list[str] = [chosen] if chosen else list(KINDS)
-    if filter_text and kinds == ["cloud-run"]:
-        raise typer.BadParameter(
-            "Cloud Run has no list filter; use --state, or --kind vertex", param_hint="--filter"
-        )
     if filter_text:
-        kinds = ["vertex"]  # only Vertex understands the filter language
-    clauses = [f"({filter_text})"] if filter_text else []
+        # Only a kind whose service takes the filter language lists with --filter.
+        filtering = [k for k in kinds if kind_entry(k).list_filter]
+        if not filtering:
+            takers = " or ".join(k for k in KINDS if kind_entry(k).list_filter)
+            raise typer.BadParameter(
+                f"{kind_entry(kinds[0]).label} has no list filter; use --state, or --kind "
+                f"{takers}", param_hint="--filter",
+            )
+        kinds = filtering
     wanted: JobState | None = None
     if state:
         wanted = JobState.__members__.get(state.upper().removeprefix("JOB_STATE_"))
         if wanted is None:
             known = ", ".join(s.value for s in JobState if s is not JobState.UNSPECIFIED)
             raise typer.BadParameter(f"{state!r} is not a state; use one of {known}", param_hint="--state")
-        clauses.append(f'state="JOB_STATE_{wanted.value}"')
     mode = parse_transport(transport)
     use_emulator(emulator)
     target: Target | None = None
 
-    async def collect_vertex() -> list[JobStatus]:
+    async def collect_kind(listed_kind: str) -> list[JobStatus]:
+        """Up to `limit` of one kind's jobs, narrowed by the service where its list filter
+        can say so, and here where it cannot."""
+        entry = kind_entry(listed_kind)
+        clauses = [f"({filter_text})"] if filter_text else []
+        state_clause = entry.state_list_filter(wanted) if wanted is not None else None
+        if state_clause is not None:
+            clauses.append(state_clause)
+        check_state = wanted is not None and state_clause is None
         found: list[JobStatus] = []
-        async with AsyncVertexClient(project=project, region=region or "us-central1",
-                                     transport=mode, target=target,
-                                     retry=cli_retry_policy()) as client:
-            async for item in client.list(region=region, filter=" AND ".join(clauses) or None):
+        client: Any = job_client(listed_kind, project, region, mode, target)  # each kind lists
+        async with client:
+            listing = (client.list(region=region, filter=" AND ".join(clauses) or None)
+                       if entry.list_filter else client.list(region=region))
+            async for item in listing:
+                if check_state and item.state is not wanted:
+                    continue
                 found.append(item)
                 if len(found) >= limit:
                     break
-        return found
-
-    async def collect_cloud_run() -> list[JobStatus]:
-        # Cloud Run lists have no filter: the state is checked here.
-        found: list[JobStatus] = []
-        async with AsyncCloudRunClient(project=project, region=region or "us-central1",
-                                       transport=mode, target=target,
-                                       retry=cli_retry_policy()) as client:
-            async for item in client.list(region=region):
-                if wanted is None or item.state is wanted:
-                    found.append(item)
-                    if len(found) >= limit:
-                        break
         return found
 
     async def collect() -> list[JobStatus]:
         nonlocal target
         target = await announced_target(kinds[0] if len(kinds) == 1 else None, project, region)
         parts = await asyncio.gather(
-            *(collect_vertex() if k == "vertex" else collect_cloud_run() for k in kinds),
+            *(collect_kind(k) for k in kinds),
             return_exceptions=True,
         )
         merged: list[JobStatus] = []

@@ -15,7 +15,7 @@ the clients are imported inside the functions, once a request is about to be sen
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gcpjobs.cli.console import announce_target, err_console
 from gcpjobs.cli.options import Transport
@@ -94,14 +94,16 @@ async def locate(
     """The client for the job `name` means, and its full resource name (see the module)."""
     from gcpjobs.clients.kinds import kind_of_name
     from gcpjobs.errors import ApiError, GcpJobsError
+    from gcpjobs.kinds import kind_entry
 
     told = kind or kind_of_name(name)
     target = await announced_target(told, project, region)
     if told is not None and (name.startswith("projects/") or name.isdigit()):
         client = job_client(told, project, region, transport, target)
         return client, client.resource_name(name, region)
-    if told in (None, "cloud-run"):
-        runs = job_client("cloud-run", project, region, transport, target)
+    kinds = [told] if told else list(KINDS)
+    for run_kind in (k for k in kinds if kind_entry(k).executions):
+        runs = job_client(run_kind, project, region, transport, target)
         try:
             resource = runs.resource_name(name, region)
         except GcpJobsError:
@@ -116,7 +118,6 @@ async def locate(
                 if error.code not in _NOT_AN_EXECUTION:
                     raise
         await runs.close()
-    kinds = [told] if told else list(KINDS)
     matches = await _named(name, kinds, project, region, transport, target,
                            asked_for=told is not None)
     if len(matches) == 1:
@@ -204,20 +205,15 @@ def remember_end(target: Target, status: JobStatus) -> None:
 def answers_to(status: JobStatus, name: str) -> bool:
     """Whether a job was submitted under the name `name`: its display name (Vertex) or job id
     (Cloud Run) is `name`, or `name` plus the suffix gcpjobs adds from the submission id."""
+    from gcpjobs.kinds import given_name_of
     from gcpjobs.specs.labels import SUBMISSION_LABEL
 
-    given = status.display_name if status.kind == "vertex" else _run_job_id(status.name)
+    given = given_name_of(status.kind, status.display_name, status.name)
     if given == name:
         return True
     base, dash, suffix = given.rpartition("-")
     submission = status.labels.get(SUBMISSION_LABEL, "")
     return bool(dash and suffix) and base == name and submission.startswith(suffix)
-
-
-def _run_job_id(execution: str) -> str:
-    """`projects/P/locations/R/jobs/JOB/executions/E` -> `JOB`."""
-    parts = execution.split("/")
-    return parts[5] if len(parts) > 5 else execution
 
 
 async def _named(
@@ -226,33 +222,28 @@ async def _named(
 ) -> list[JobStatus]:
     """The jobs (Vertex) and executions (Cloud Run) submitted under `name`, newest first. A
     kept Cloud Run job counts once, as its newest execution."""
-    from gcpjobs.clients.cloudrun import AsyncCloudRunClient
-    from gcpjobs.clients.vertex import AsyncVertexClient
     from gcpjobs.errors import GcpJobsError
+    from gcpjobs.kinds import kind_entry
 
     matches: list[JobStatus] = []
     for kind in kinds:
-        client = job_client(kind, project, region, transport, target)
+        entry = kind_entry(kind)
+        wanted = entry.name_list_filter(name)
+        client: Any = job_client(kind, project, region, transport, target)  # each kind lists
         try:
             async with client:
-                if isinstance(client, AsyncVertexClient):
-                    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-                    # The exact name, or the name and a suffix; the suffix is checked below.
-                    wanted = f'display_name="{quoted}" OR display_name:"{quoted}-*"'
-                    async for status in client.list(region=region, filter=wanted):
-                        if answers_to(status, name):
-                            matches.append(status)
-                else:
-                    assert isinstance(client, AsyncCloudRunClient)
-                    kept_seen = False
-                    async for status in client.list(region=region):
-                        if not answers_to(status, name):
-                            continue
-                        kept = _run_job_id(status.name) == name
+                listing = (client.list(region=region) if wanted is None
+                           else client.list(region=region, filter=wanted))
+                kept_seen = False
+                async for status in listing:
+                    if not answers_to(status, name):
+                        continue
+                    if entry.executions:
+                        kept = entry.given_name(status.display_name, status.name) == name
                         if kept and kept_seen:
                             continue  # an older execution of the kept job
                         kept_seen = kept_seen or kept
-                        matches.append(status)
+                    matches.append(status)
         except GcpJobsError as error:
             skip_unserved_kind(error, kind, asked_for=asked_for, what="looked at")
     matches.sort(key=lambda s: s.create_time.timestamp() if s.create_time else 0.0,

@@ -510,6 +510,7 @@ class CloudRunJob(Spec):
     def preview(self, fmt: str = "yaml") -> str:
         """The exact CreateJob request this job becomes, as "yaml" or "json", secrets
         redacted (see `gcpjobs.protos.cloudrun.preview`)."""
-        from gcpjobs.protos.cloudrun import preview
+        from gcpjobs.kinds import kind_entry
 
-        return preview(self, fmt)
+        # Through the kind's entry: the request layer sits above the specs.
+        return str(kind_entry(self.kind).load("preview")(self, fmt))

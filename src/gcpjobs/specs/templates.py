@@ -460,11 +460,13 @@ def _text_if_declared(schema: Any, value: Any) -> Any:
 
 
 def default_template(kind: str) -> JobTemplate:
-    """The template gcpjobs ships for a kind ("vertex" or "cloud-run"): one variable per field
-    users set per deployment, with the spec's own defaults."""
-    from gcpjobs.specs.default_templates import default_template_data
+    """The template gcpjobs ships for a kind ("vertex", "cloud-run" or a plug-in's): one
+    variable per field users set per deployment, with the spec's own defaults. The kind's
+    registry entry names what makes it (UnknownKindError, listing the kinds, for another)."""
+    from gcpjobs.kinds import kind_entry
 
-    return JobTemplate.from_mapping(default_template_data(kind), source=f"default {kind} template")
+    data = kind_entry(kind).load("default_template")(kind)
+    return JobTemplate.from_mapping(data, source=f"default {kind} template")
 
 
 def generate_base_job_template(spec: Spec) -> dict[str, Any]:

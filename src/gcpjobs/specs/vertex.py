@@ -455,6 +455,7 @@ class VertexJob(Spec):
     def preview(self, fmt: str = "yaml") -> str:
         """The exact CreateCustomJob request this job becomes, as "yaml" or "json", secrets
         redacted (see `gcpjobs.protos.vertex.preview`)."""
-        from gcpjobs.protos.vertex import preview
+        from gcpjobs.kinds import kind_entry
 
-        return preview(self, fmt)
+        # Through the kind's entry: the request layer sits above the specs.
+        return str(kind_entry(self.kind).load("preview")(self, fmt))

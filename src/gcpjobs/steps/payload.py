@@ -5,7 +5,8 @@ must know before unpickling anything: which code archive to put on `sys.path` fi
 pickle may name modules that only the archive has), and, for an outcome, the exception's type
 name and remote traceback, so those survive even when the exception itself cannot be rebuilt.
 
-Standard library and cloudpickle only: the job's entry point imports this module.
+Standard library, cloudpickle and `gcpjobs.stepnames` only: the job's entry point imports
+this module.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+# Where it always was; the name itself is on the ground floor, which the run history reads.
+from gcpjobs.stepnames import ENTRYPOINT_MODULE as ENTRYPOINT_MODULE
+
 FORMAT = 1
-ENTRYPOINT_MODULE = "gcpjobs.steps.entrypoint"
 # Set in a step's job, to its run id: code can tell it runs remotely (and `remote` skips
 # checking settings again when the job imports the user's module).
 RUN_ID_ENV = "GCPJOBS_STEP_RUN_ID"

@@ -29,6 +29,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from gcpjobs.errors import GcpJobsError, RemoteStepError, SpecError
+from gcpjobs.kinds import bare_name_kind
 from gcpjobs.steps.payload import RUN_ID_ENV, function_name
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ logger = logging.getLogger("gcpjobs.steps")
 
 # How long an interrupted synchronous caller waits for the job's cancel to be sent.
 CANCEL_WAIT_SECONDS = 30.0
-# The kind of a step's job name that no kind's name rule claims (`gcpjobs.kinds`): a bare
-# name that is not a number is a Cloud Run execution id.
-BARE_NAME_KIND = "cloud-run"
+# The kind of a step's job name that no kind's name rule claims: a bare name that is not a
+# number is a Cloud Run execution id (the registry's `bare_name_kind`).
+BARE_NAME_KIND = bare_name_kind()
 
 
 # ------------------------------------------------------------------------ one call, async

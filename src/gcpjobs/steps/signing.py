@@ -10,7 +10,7 @@ either side run their code.
 The MAC covers what the envelope is for (`payload` or `result`) and the run's id as well as
 the body, so a payload cannot be passed off as a result, nor one run's envelope as another's.
 
-Standard library only: the job's entry point imports this module.
+Standard library and `gcpjobs.stepnames` only: the job's entry point imports this module.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import hashlib
 import hmac
 import secrets
 
-# The job's environment variable that names the Secret Manager secret version holding the key
-# (`projects/P/secrets/gcpjobs-step-RUN/versions/1`): a name, not the key, so reading the job
-# does not give the key away.
-KEY_SECRET_ENV = "GCPJOBS_STEP_KEY_SECRET"
+# Where it always was; the name itself is on the ground floor, which the run history reads.
+from gcpjobs.stepnames import KEY_SECRET_ENV as KEY_SECRET_ENV
+
 # Where older gcpjobs put the key itself; refused in a step's env so that it is never set by hand.
 KEY_ENV = "GCPJOBS_STEP_KEY"
 KEY_BYTES = 32
