@@ -13,16 +13,24 @@ times), `insertId`, `textPayload`. Any other field is absent on every entry (so 
 Limits: a filter is at most 20,000 characters (Cloud Logging's documented maximum),
 parentheses nest at most 32 deep, and NUL characters are refused. `=~` and `!~` take RE2
 syntax (as Cloud Logging documents) and run on RE2, in time linear in the text.
+
+The grammar is the one of `gcpjobs.emulator.aip160` (shared with ListCustomJobs filters); this
+module brings Cloud Logging's lexicon, its reading of words (AND and OR are search words where
+a term is due, `-word` negates) and its meaning.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from lark import Token
+
+from gcpjobs.emulator import aip160
 
 SEVERITIES: Mapping[str, int] = {
     "DEFAULT": 0, "DEBUG": 100, "INFO": 200, "NOTICE": 300, "WARNING": 400, "ERROR": 500,
@@ -30,14 +38,9 @@ SEVERITIES: Mapping[str, int] = {
 }
 _TIME_FIELDS = {"timestamp", "receiveTimestamp", "receive_timestamp"}
 MAX_FILTER_LENGTH = 20_000  # Cloud Logging's documented maximum for a query
-# Cloud Logging documents no nesting limit; 32 keeps the recursive parser (a few frames per
-# level) far from Python's recursion limit, as the Vertex filter parser does.
+# Cloud Logging documents no nesting limit; 32 keeps the parse tree's recursive reading (a few
+# frames per level) far from Python's recursion limit, as the Vertex filter parser does.
 MAX_NESTING = 32
-_OPS = ("=~", "!~", "!=", "<=", ">=", "=", "<", ">", ":")
-_TOKEN = re.compile(
-    r'\s*(?:(?P<lparen>\()|(?P<rparen>\))|(?P<op>=~|!~|!=|<=|>=|=|<|>|:)|'
-    r'(?P<string>"(?:[^"\\]|\\.)*")|(?P<word>[^\s()=!<>:"]+(?:"(?:[^"\\]|\\.)*"[^\s()=!<>:"]*)*))'
-)
 
 
 class FilterError(ValueError):
@@ -191,100 +194,127 @@ def _comparison(comparison: Comparison) -> Predicate:
     return compare
 
 
-class _Parser:
-    def __init__(self, text: str, tokens: list[tuple[str, str]] | None = None) -> None:
-        """A parser of `text`, or of `tokens` (a part of it) when given."""
+# The lexicon of Cloud Logging filters, read the same way everywhere: a word runs to a space,
+# a parenthesis, a quote or an operator character and may hold quoted pieces
+# (labels."run.googleapis.com/x"); strings are double-quoted. The reader types each word
+# itself (keyword, negation, field, value), as its meaning depends on where it stands.
+_LEXICON = r"""
+NAME: /[^\s()=!<>:"]+(?:"(?:[^"\\]|\\.)*"[^\s()=!<>:"]*)*/
+STRING: /"(?:[^"\\]|\\.)*"/
+COMPARATOR: /=~|!~|!=|<=|>=|=|<|>|:/
+%declare KEY VALUE AND OR NOT
+"""
+_GRAMMAR = aip160.Grammar(_LEXICON, lexer="basic")
+
+
+def _tokens(text: str) -> list[Token]:
+    """Every token of `text`, read before any is parsed (so an unreadable filter is refused as
+    such, whatever else is wrong with it)."""
+    try:
+        tokens = _GRAMMAR.lex(text)
+    except aip160.SyntaxProblem as problem:
+        tokens = _GRAMMAR.lex(text[:problem.position])  # what was read, to say where it stopped
+        position = aip160.end_of(tokens[-1]) if tokens else 0
+        raise FilterError(f"Unparseable filter at position {position}: "
+                          f"{text[position:position + 20]!r}") from None
+    # lark reads a word that is just "." or "-" as the shared grammar's DOT or MINUS; here
+    # both are words like any other.
+    return [Token.new_borrow_pos("NAME", token.value, token) if token.type in ("DOT", "MINUS")
+            else token for token in tokens]
+
+
+class _Reader:
+    """Types the tokens of a filter (or of a part of it) for the shared grammar and gives each
+    comparison its meaning as soon as its value is read."""
+
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.index = 0
-        self.depth = 0  # open parentheses: recursion, bounded by MAX_NESTING
-        if tokens is not None:
-            self.tokens = list(tokens)
+        # operand: a term comes next; member: after a word that a comparator may follow;
+        # value: after the comparator; connector: after a comparison, a search or ")".
+        self.phase = "operand"
+        self.depth = 0  # open parentheses, bounded by MAX_NESTING
+        self.field: Token | None = None
+        self.operator = ""
+        self.leaves: list[Predicate] = []
+
+    def parse(self, tokens: list[Token]) -> Predicate:
+        if not tokens:
+            return lambda view: True
+        try:
+            tree = _GRAMMAR.parse_tokens(self._typed(tokens))
+        except aip160.SyntaxProblem:  # only the end of the filter can come too early
+            raise FilterError(f"Unexpected end of filter: {self.text!r}") from None
+        node = aip160.build(tree, self.leaves)
+        return lambda view: aip160.evaluate(node, lambda leaf: leaf(view))
+
+    def _typed(self, tokens: list[Token]) -> Iterator[Token]:
+        for token in tokens:
+            if self.phase == "member" and token.type != "COMPARATOR":
+                self._search()
+            if token.type == "NAME":
+                yield from self._word(token)
+            elif token.type == "STRING":
+                yield self._value(token) if self.phase == "value" else self._member(token)
+            elif self.phase == "value":
+                assert self.field is not None
+                raise FilterError(f"Missing value after {self.field.value}{self.operator} in "
+                                  f"filter {self.text!r}")
+            elif token.type == "COMPARATOR" and self.phase == "member":
+                self.operator = token.value
+                self.phase = "value"
+                yield token
+            elif token.type == "LPAR":
+                if self.depth >= MAX_NESTING:
+                    raise FilterError(f"Invalid filter: parentheses nest deeper than {MAX_NESTING} "
+                                      "levels; simplify the filter")
+                self.depth += 1
+                self.phase = "operand"
+                yield token
+            elif token.type == "RPAR" and self.phase != "operand" and self.depth:
+                self.depth -= 1
+                self.phase = "connector"
+                yield token
+            else:  # an operator or ")" where a term or a connective must come
+                raise FilterError(f"Unexpected {token.value!r} in filter {self.text!r}")
+        if self.phase == "member":
+            self._search()
+
+    def _word(self, token: Token) -> Iterator[Token]:
+        if self.phase == "value":
+            yield self._value(token)
             return
-        self.tokens = []
-        position = 0
-        while position < len(text):
-            if text[position:].strip() == "":
-                break
-            match = _TOKEN.match(text, position)
-            if match is None:
-                raise FilterError(f"Unparseable filter at position {position}: {text[position:position + 20]!r}")
-            kind = match.lastgroup or ""
-            self.tokens.append((kind, match.group(kind)))
-            position = match.end()
+        word = str(token.value)
+        if word.startswith("-") and len(word) > 1:
+            # Each leading "-" negates, down to a last character (even a "-"): one token.
+            dashes = min(len(word) - len(word.lstrip("-")), len(word) - 1)
+            yield Token.new_borrow_pos("MINUS", "-" * dashes, token)
+            word = word[dashes:]
+            self.phase = "operand"
+        if (word in ("AND", "OR") and self.phase == "connector") or word == "NOT":
+            yield Token.new_borrow_pos(word, word, token)
+            self.phase = "operand"
+        else:  # a field, or a search where no comparator follows; AND and OR too, as a term
+            yield self._member(Token.new_borrow_pos("NAME", word, token))
 
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.index] if self.index < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        token = self.peek()
-        if token is None:
-            raise FilterError(f"Unexpected end of filter: {self.text!r}")
-        self.index += 1
+    def _member(self, token: Token) -> Token:
+        self.field = token
+        self.phase = "member"
         return token
 
-    def parse(self) -> Predicate:
-        if not self.tokens:
-            return lambda view: True
-        predicate = self.conjunction()
-        if self.peek() is not None:
-            raise FilterError(f"Unexpected {self.peek()[1]!r} in filter {self.text!r}")  # type: ignore[index]
-        return predicate
+    def _search(self) -> None:
+        assert self.field is not None
+        text = self.field.value
+        needle = _unquote(text).lower() if self.field.type == "STRING" else text.lower()
+        self.leaves.append(lambda view: needle in view.text.lower())
+        self.phase = "connector"
 
-    def conjunction(self) -> Predicate:
-        parts = [self.disjunction()]
-        while (token := self.peek()) is not None and token[0] != "rparen":
-            if token == ("word", "AND"):
-                self.take()
-            parts.append(self.disjunction())
-        return parts[0] if len(parts) == 1 else (lambda view: all(p(view) for p in parts))
-
-    def disjunction(self) -> Predicate:
-        parts = [self.negation()]
-        while self.peek() == ("word", "OR"):
-            self.take()
-            parts.append(self.negation())
-        return parts[0] if len(parts) == 1 else (lambda view: any(p(view) for p in parts))
-
-    def negation(self) -> Predicate:
-        negations = 0
-        while True:  # a loop, not recursion: "NOT NOT NOT ..." must not exhaust the stack
-            token = self.peek()
-            if token == ("word", "NOT"):
-                self.take()
-            elif token is not None and token[0] == "word" and token[1].startswith("-") and len(token[1]) > 1:
-                self.tokens[self.index] = ("word", token[1][1:])
-            else:
-                break
-            negations += 1
-        inner = self.primary()
-        return (lambda view: not inner(view)) if negations % 2 else inner
-
-    def primary(self) -> Predicate:
-        kind, text = self.take()
-        if kind == "lparen":
-            if self.depth >= MAX_NESTING:
-                raise FilterError(f"Invalid filter: parentheses nest deeper than {MAX_NESTING} "
-                                  "levels; simplify the filter")
-            self.depth += 1
-            inner = self.conjunction()
-            if self.take()[0] != "rparen":
-                raise FilterError(f"Missing ')' in filter {self.text!r}")
-            self.depth -= 1
-            return inner
-        if kind in ("word", "string"):
-            following = self.peek()
-            if following is not None and following[0] == "op":
-                return _comparison(self.comparison(text))
-            needle = _unquote(text).lower() if kind == "string" else text.lower()
-            return lambda view: needle in view.text.lower()
-        raise FilterError(f"Unexpected {text!r} in filter {self.text!r}")
-
-    def comparison(self, field_text: str) -> Comparison:
-        op = self.take()[1]
-        kind, value = self.take()
-        if kind not in ("word", "string"):
-            raise FilterError(f"Missing value after {field_text}{op} in filter {self.text!r}")
-        return Comparison(_path(field_text), op, _unquote(value) if kind == "string" else value)
+    def _value(self, token: Token) -> Token:
+        assert self.field is not None
+        value = _unquote(token.value) if token.type == "STRING" else token.value
+        comparison = Comparison(_path(self.field.value), self.operator, value)
+        self.leaves.append(_comparison(comparison))
+        self.phase = "connector"
+        return Token.new_borrow_pos("VALUE", token.value, token) if token.type == "NAME" else token
 
 
 def _unquote(text: str) -> str:
@@ -301,29 +331,38 @@ def _path(text: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _equalities(tokens: list[tuple[str, str]]) -> dict[str, str]:
+def _is_operand(token: Token) -> bool:
+    return token.type in ("NAME", "STRING")
+
+
+def _literal(token: Token) -> str:
+    return _unquote(token.value) if token.type == "STRING" else str(token.value)
+
+
+def _equalities(tokens: list[Token]) -> dict[str, str]:
     pinned: dict[str, str] = {}
-    for index in range(len(tokens) - 2):
-        (k1, field), (k2, op), (k3, value) = tokens[index], tokens[index + 1], tokens[index + 2]
-        if k1 in ("word", "string") and k2 == "op" and op == "=" and k3 in ("word", "string"):
-            pinned[".".join(_path(field))] = _unquote(value) if k3 == "string" else value
+    for field, op, value in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if _is_operand(field) and op.type == "COMPARATOR" and op == "=" and _is_operand(value):
+            pinned[".".join(_path(field.value))] = _literal(value)
     return pinned
 
 
-def _time_floor(tokens: list[tuple[str, str]]) -> str | None:
+def _time_floor(tokens: list[Token]) -> str | None:
     """The latest lower bound on `timestamp` among AND-ed comparisons (see `Alternative`)."""
     floor: str | None = None
-    for index in range(len(tokens) - 2):
-        (k1, field), (k2, op), (k3, value) = tokens[index], tokens[index + 1], tokens[index + 2]
-        if (k1 in ("word", "string") and _path(field) == ("timestamp",) and k2 == "op"
-                and op in (">=", ">") and k3 in ("word", "string")):
-            moment = parse_time(_unquote(value) if k3 == "string" else value)
-            bound = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for field, op, value in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if (_is_operand(field) and _path(field.value) == ("timestamp",) and op.type == "COMPARATOR"
+                and op in (">=", ">") and _is_operand(value)):
+            bound = parse_time(_literal(value)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             floor = bound if floor is None or bound > floor else floor
     return floor
 
 
-def _alternatives(text: str, tokens: list[tuple[str, str]], whole: Predicate) -> tuple[Alternative, ...]:
+def _is_or(token: Token) -> bool:
+    return token.type == "NAME" and token == "OR"
+
+
+def _alternatives(text: str, tokens: list[Token], whole: Predicate) -> tuple[Alternative, ...]:
     """The filter as alternatives: its equalities, for a filter of AND-ed comparisons; one per
     group of `(...) OR (...) ...` (as gcpjobs' log watcher asks for many jobs at once), each
     with its own predicate, so an entry is checked against its own job's group only; for
@@ -336,20 +375,20 @@ def _alternatives(text: str, tokens: list[tuple[str, str]], whole: Predicate) ->
     groups: list[Alternative] = []
     index = 0
     while True:
-        if index >= len(tokens) or tokens[index][0] != "lparen":
+        if index >= len(tokens) or tokens[index].type != "LPAR":
             return anything
-        end = next((at for at in range(index + 1, len(tokens)) if tokens[at][0] in ("lparen", "rparen")),
+        end = next((at for at in range(index + 1, len(tokens)) if tokens[at].type in ("LPAR", "RPAR")),
                    None)
-        if end is None or tokens[end][0] != "rparen":
+        if end is None or tokens[end].type != "RPAR":
             return anything
         body = tokens[index + 1:end]
-        if ("word", "OR") in body or not body:
+        if any(_is_or(token) for token in body) or not body:
             return anything
-        groups.append(Alternative(_equalities(body), _Parser(text, body).parse(), _time_floor(body)))
+        groups.append(Alternative(_equalities(body), _Reader(text).parse(body), _time_floor(body)))
         index = end + 1
         if index == len(tokens):
             return tuple(groups)
-        if tokens[index] != ("word", "OR"):
+        if not _is_or(tokens[index]):
             return anything
         index += 1
 
@@ -361,7 +400,6 @@ def parse_filter(text: str) -> Filter:
                           f"{MAX_FILTER_LENGTH}")
     if "\x00" in text:
         raise FilterError("The filter contains a NUL character")
-    parser = _Parser(text)
-    tokens = list(parser.tokens)
-    whole = parser.parse()
+    tokens = _tokens(text)
+    whole = _Reader(text).parse(tokens)
     return Filter(text, whole, _alternatives(text, tokens, whole))

@@ -3,7 +3,8 @@
 Vertex documents (ListCustomJobsRequest.filter): `display_name` with `=`, `!=` and `:` wildcard;
 `state` with `=`, `!=`; `create_time` with `=`, `!=`, `<`, `<=`, `>`, `>=` and an RFC 3339
 value; `labels.key=value` and `labels.key:*`; AND, OR, NOT; snake_case and camelCase field
-names; quoted label keys (`labels."a key"`). The grammar is Google's AIP-160:
+names; quoted label keys (`labels."a key"`). The grammar is Google's AIP-160, written once
+for the emulator in `gcpjobs.emulator.aip160` (this module brings its lexicon and meaning):
 
     filter     = [expression]
     expression = sequence {"AND" sequence}
@@ -52,7 +53,9 @@ from types import MappingProxyType
 from typing import NoReturn, Protocol
 
 from google.protobuf import timestamp_pb2
+from lark import Token
 
+from gcpjobs.emulator import aip160
 from gcpjobs.emulator.paging import (  # noqa: F401  (re-exported: the Vertex paging names)
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -91,41 +94,12 @@ def compile_filter(text: str) -> Callable[[JobView], bool]:
 
 
 # ---------------------------------------------------------------------------------------------
-# What a parsed filter is made of. Each node answers one question about one job.
+# The leaves of a parsed filter (its connectives are aip160's). Each answers one question about
+# one job.
 
 
 class _Node(Protocol):
-    def matches(self, job: JobView) -> bool: ...
-
-
-@dataclass(frozen=True)
-class _Always:
-    def matches(self, job: JobView) -> bool:
-        return True
-
-
-@dataclass(frozen=True)
-class _All:
-    parts: tuple[_Node, ...]
-
-    def matches(self, job: JobView) -> bool:
-        return all(part.matches(job) for part in self.parts)
-
-
-@dataclass(frozen=True)
-class _Any:
-    parts: tuple[_Node, ...]
-
-    def matches(self, job: JobView) -> bool:
-        return any(part.matches(job) for part in self.parts)
-
-
-@dataclass(frozen=True)
-class _Not:
-    part: _Node
-
-    def matches(self, job: JobView) -> bool:
-        return not self.part.matches(job)
+    def matches(self, job: JobView, /) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -158,30 +132,32 @@ class _Pattern:
         return True
 
 
+_Read = Callable[[JobView], "str | None"]  # one field of a job; None where it has none
+
+
 @dataclass(frozen=True)
-class _DisplayName:
+class _Equals:
+    """A field with `=` (`equal`) or `!=`. A missing label is "not equal": labels.k!=v keeps
+    jobs without the label."""
+
+    read: _Read
     equal: bool
     value: str
 
     def matches(self, job: JobView) -> bool:
-        return (job.display_name == self.value) is self.equal
+        return (self.read(job) == self.value) is self.equal
 
 
 @dataclass(frozen=True)
-class _DisplayNameLike:
+class _Like:
+    """A field with `:` and a pattern; a missing label matches none."""
+
+    read: _Read
     pattern: _Pattern
 
     def matches(self, job: JobView) -> bool:
-        return self.pattern.matches_text(job.display_name)
-
-
-@dataclass(frozen=True)
-class _State:
-    equal: bool
-    value: str
-
-    def matches(self, job: JobView) -> bool:
-        return (job.state == self.value) is self.equal
+        actual = self.read(job)
+        return actual is not None and self.pattern.matches_text(actual)
 
 
 @dataclass(frozen=True)
@@ -211,25 +187,16 @@ class _HasLabels:
         return bool(job.labels)
 
 
-@dataclass(frozen=True)
-class _LabelValue:
-    key: str
-    equal: bool
-    value: str
-
-    def matches(self, job: JobView) -> bool:
-        # A missing label is "not equal": labels.k!=v keeps jobs without the label.
-        return (job.labels.get(self.key) == self.value) is self.equal
+def _display_name(job: JobView) -> str:
+    return job.display_name
 
 
-@dataclass(frozen=True)
-class _LabelLike:
-    key: str
-    pattern: _Pattern
+def _state(job: JobView) -> str:
+    return job.state
 
-    def matches(self, job: JobView) -> bool:
-        actual = job.labels.get(self.key)
-        return actual is not None and self.pattern.matches_text(actual)
+
+def _label(key: str) -> _Read:
+    return lambda job: job.labels.get(key)
 
 
 _COMPARE: Mapping[str, Callable[[int, int], bool]] = MappingProxyType(
@@ -273,26 +240,53 @@ _SUPPORTED_FIELDS = (
     "(camelCase names such as displayName work too)"
 )
 _STATE_NAMES: tuple[str, ...] = tuple(f"JOB_STATE_{state.value}" for state in JobState)
-_COMPARATORS = ("<=", ">=", "!=", "<", ">", "=", ":")
 _KEYWORDS = frozenset({"AND", "OR", "NOT"})
-# Characters that end a bare word: AIP-160's TEXT excludes these.
-_WORD_STOP = frozenset(" \t\r\n.,:=<>!()\"'")
-_VALUE_STOP = frozenset(" \t\r\n()\"'")
-_MAX_NESTING = 32  # parentheses; keeps hostile filters far from Python's recursion limit
+# A bare word, as a refusal shows what it found: it ends where AIP-160's TEXT ends.
+_WORD = re.compile(r"[^ \t\r\n.,:=<>!()\"']+")
+_MAX_NESTING = 32  # parentheses; keeps hostile filters far from Python's recursion limit (aip160.build)
 # Vertex documents no maximum; the emulator's own, 32 KiB of text, is past anything a client
 # writes (a filter naming a few hundred jobs fits), so a huge filter is refused before parsing.
 MAX_FILTER_LENGTH = 32_768
 
 
+# The lexicon of ListCustomJobs filters. A bare word ends at a space or at one of
+# `.,:=<>!()"'`, a bare value only at a space, a parenthesis or a quote (so an unquoted
+# timestamp keeps its colons); a part after "." starts right there (its own terminal, KEY, as
+# it may start with "-"); AND and OR are keywords only as whole words, NOT only before a space
+# or "(", and each only in upper case. A chain of negations ("NOT -(", "--") is one NOT token.
+_LEXICON = r"""
+NAME: /[^\s.,:=<>!()"'\-][^ \t\r\n.,:=<>!()"']*/
+KEY.2: /[^ \t\r\n.,:=<>!()"']+/
+VALUE: /[^\s()"'][^ \t\r\n()"']*/
+STRING: /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/s
+COMPARATOR: /<=|>=|!=|<|>|=|:/
+AND.2: /AND(?![^ \t\r\n.,:=<>!()"'])/
+OR.2: /OR(?![^ \t\r\n.,:=<>!()"'])/
+NOT.2: /(?:-|NOT(?=[ \t\r\n(]))(?:\s*(?:-|NOT(?=[ \t\r\n(])))*/
+"""
+_GRAMMAR = aip160.Grammar(_LEXICON)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_FIELD_NAME = "a field name such as display_name, state, create_time or labels.KEY"
+_COMPARISON = "a comparison such as state=JOB_STATE_RUNNING"
+
+
 @lru_cache(maxsize=256)
-def _compile(text: str) -> _Node:
+def _compile(text: str) -> _Filter:
     # Cached: clients poll the same filter over and over, and nodes are immutable.
     if len(text) > MAX_FILTER_LENGTH:
         raise FilterError(f"Invalid filter {_quote_filter(text)}: the filter is {len(text)} "
                           f"characters long; the maximum is {MAX_FILTER_LENGTH}")
     if "\x00" in text:
         raise FilterError(f"Invalid filter {_quote_filter(text)}: it contains a NUL character")
-    return _Parser(text).parse()
+    return _Filter(_Reader(text).read())
+
+
+@dataclass(frozen=True)
+class _Filter:
+    node: aip160.Node[_Node]
+
+    def matches(self, job: JobView) -> bool:
+        return aip160.evaluate(self.node, lambda leaf: leaf.matches(job))
 
 
 @dataclass(frozen=True)
@@ -302,102 +296,112 @@ class _Value:
     position: int  # 1-based
 
 
-class _Parser:
-    """Recursive descent over the raw text (no separate token list: whether `:` or `-` ends a
-    token depends on where the parser stands, e.g. inside an unquoted timestamp)."""
+class _Reader:
+    """Reads a filter with the shared grammar, seeing each token before the parser takes it:
+    that is where a restriction is given its meaning, the nesting limited and a refusal worded
+    by what the reader was about to read (`phase`)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.pos = 0
+        # operand: a restriction or "(" comes next; member: inside a field name; dot: right
+        # after its "."; value: after the comparator; connector: after a restriction or ")".
+        self.phase = "operand"
+        self.after_open = False  # the last token was "("
         self.depth = 0
+        self.last_end = 0  # where the last token ended (0-based)
+        self.path: list[_Value] = []
+        self.operator = ""
+        self.leaves: list[_Node] = []
 
-    # -- entry --------------------------------------------------------------------------------
+    def read(self) -> aip160.Node[_Node]:
+        try:
+            tree = _GRAMMAR.parse(self.text, self._take)
+        except aip160.SyntaxProblem as problem:
+            self._refuse_at(problem.position)
+        if self.phase == "member":  # the grammar's global restriction, which Vertex has not
+            self._fail_missing_comparator()
+        return aip160.build(tree, self.leaves)
 
-    def parse(self) -> _Node:
-        self._skip_space()
-        if self._at_end():
-            return _Always()
-        node = self._expression()
-        self._skip_space()
-        if not self._at_end():
-            self._fail_unexpected()
-        return node
+    def _take(self, token: Token) -> None:
+        kind, start = token.type, aip160.start_of(token)
+        if self.phase == "member" and kind not in ("DOT", "COMPARATOR"):
+            self._fail_missing_comparator()
+        if self.phase == "dot" and start != self.last_end:
+            self._refuse_at(start)  # a field name part starts right after its "."
+        if kind == "DOT" and start != self.last_end:
+            self._fail_missing_comparator()
+        if kind in ("NAME", "KEY") and token.value in _KEYWORDS:
+            self._fail_unexpected(start, _COMPARISON)
+        if kind == "STRING":
+            kind = "VALUE" if self.phase == "value" else "KEY" if self.phase == "dot" else "NAME"
+        if kind == "NAME":
+            self.path = [self._part(token)]
+            self.phase = "member"
+        elif kind == "KEY":
+            self.path.append(self._part(token))
+            self.phase = "member"
+        elif kind == "DOT":
+            self.phase = "dot"
+        elif kind == "COMPARATOR":
+            self.operator = token.value
+            self.phase = "value"
+        elif kind == "VALUE":
+            self._take_value(token)
+        elif kind == "LPAR":
+            if self.depth >= _MAX_NESTING:
+                self._fail(f"parentheses nest deeper than {_MAX_NESTING} levels; simplify the filter")
+            self.depth += 1
+            self.phase = "operand"
+        elif kind == "RPAR":
+            if not self.depth:  # the parser would take it as a lookahead, then refuse it
+                self._fail_unexpected(start)
+            self.depth -= 1
+            self.phase = "connector"
+        else:  # AND, OR, NOT, "-"
+            self.phase = "operand"
+        self.after_open = kind == "LPAR"
+        self.last_end = aip160.end_of(token)
 
-    # -- grammar ------------------------------------------------------------------------------
+    def _take_value(self, token: Token) -> None:
+        if token.type == "VALUE" and token.value in _KEYWORDS:
+            self._fail_unexpected(aip160.start_of(token), f'a value after "{self.operator}" (quote values '
+                                  f"that contain spaces or the words AND, OR, NOT)")
+        value = self._part(token)
+        self.leaves.append(self._restriction_node(self.path, self.operator, value,
+                                                  self.path[0].position))
+        self.phase = "connector"
 
-    def _expression(self) -> _Node:
-        parts = [self._sequence()]
-        while self._next_keyword() == "AND":
-            self._take_word()
-            self._skip_space()
-            parts.append(self._sequence())
-        return parts[0] if len(parts) == 1 else _All(tuple(parts))
+    @staticmethod
+    def _part(token: Token) -> _Value:
+        if token.type == "STRING":
+            return _Value(_ESCAPE.sub(r"\1", token.value[1:-1]), True, aip160.start_of(token) + 1)
+        return _Value(token.value, False, aip160.start_of(token) + 1)
 
-    def _sequence(self) -> _Node:
-        parts = [self._factor()]
-        while True:
-            self._skip_space()
-            if self._at_end() or self._peek() == ")" or self._next_keyword() == "AND":
-                break
-            parts.append(self._factor())
-        return parts[0] if len(parts) == 1 else _All(tuple(parts))
-
-    def _factor(self) -> _Node:
-        parts = [self._term()]
-        while self._next_keyword() == "OR":
-            self._take_word()
-            self._skip_space()
-            parts.append(self._term())
-        return parts[0] if len(parts) == 1 else _Any(tuple(parts))
-
-    def _term(self) -> _Node:
-        negations = 0
-        while True:  # a loop, not recursion: "NOT NOT NOT ..." must not exhaust the stack
-            self._skip_space()
-            if self._peek() == "-":
-                self.pos += 1
-                negations += 1
-            elif self._next_keyword() == "NOT" and self._negation_follows():
-                self._take_word()
-                negations += 1
-            else:
-                break
-        self._skip_space()
-        node = self._simple()
-        return _Not(node) if negations % 2 else node
-
-    def _simple(self) -> _Node:
-        if self._peek() != "(":
-            return self._restriction()
-        if self.depth >= _MAX_NESTING:
-            self._fail(f"parentheses nest deeper than {_MAX_NESTING} levels; simplify the filter")
-        self.depth += 1
-        self.pos += 1
-        self._skip_space()
-        if self._peek() == ")":
-            self._fail_unexpected("a comparison such as state=JOB_STATE_RUNNING")
-        node = self._expression()
-        self._skip_space()
-        if self._peek() != ")":
-            self._fail_unexpected('")"')
-        self.pos += 1
-        self.depth -= 1
-        return node
-
-    def _restriction(self) -> _Node:
-        start = self.pos + 1
-        name = self._member_part()
-        path = [name]
-        while self._peek() == ".":
-            self.pos += 1
-            path.append(self._member_part())
-        self._skip_space()
-        operator = self._comparator()
-        if operator is None:
-            self._fail_missing_comparator(path[0].text, start)
-        self._skip_space()
-        value = self._value(operator)
-        return self._restriction_node(path, operator, value, start)
+    def _refuse_at(self, position: int) -> NoReturn:
+        """Word the refusal of what stands at `position` (0-based), as what comes next."""
+        char = self.text[position] if position < len(self.text) else ""
+        phase = self.phase
+        if phase == "member":
+            self._fail_missing_comparator()
+        if phase == "dot":
+            position = self.last_end
+            char = self.text[position] if position < len(self.text) else ""
+        if char in ('"', "'"):
+            self._fail(f"the string opened at position {position + 1} is not closed; add a "
+                       f"closing {char}")
+        if phase == "value":
+            if char == "(":
+                self._fail(f"value lists in parentheses are not supported (position "
+                           f"{position + 1}); write field=A OR field=B")
+            self._fail_unexpected(position, f'a value after "{self.operator}" (quote values that '
+                                  f"contain spaces or the words AND, OR, NOT)")
+        if phase == "connector" and not char and self.depth:
+            self._fail_unexpected(position, '")"')
+        if phase == "connector" and char == ")" and not self.depth:
+            self._fail_unexpected(position)
+        if phase == "operand" and char == ")" and self.after_open:
+            self._fail_unexpected(position, _COMPARISON)
+        self._fail_unexpected(position, _FIELD_NAME)
 
     # -- restrictions -------------------------------------------------------------------------
 
@@ -415,14 +419,14 @@ class _Parser:
         if head in _DISPLAY_NAME_FIELDS:
             self._require_operator(head, operator, ("=", "!=", ":"), start)
             if operator == ":":
-                return _DisplayNameLike(_Pattern.of(value.text))
-            return _DisplayName(operator == "=", value.text)
+                return _Like(_display_name, _Pattern.of(value.text))
+            return _Equals(_display_name, operator == "=", value.text)
         if head == "state":
             self._require_operator(head, operator, ("=", "!="), start)
             if value.text not in _STATE_NAMES:
                 self._fail(f"unknown state {_show(value.text)}; expected one of "
                            f"{', '.join(_STATE_NAMES)}")
-            return _State(operator == "=", value.text)
+            return _Equals(_state, operator == "=", value.text)
         self._require_operator(head, operator, ("=", "!=", "<", "<=", ">", ">="), start)
         return _Time(_TIME_FIELDS[head], operator, self._timestamp_nanos(head, value))
 
@@ -444,8 +448,8 @@ class _Parser:
         if operator == ":":
             if value.text == "*" and not value.quoted:
                 return _LabelHas(key)
-            return _LabelLike(key, _Pattern.of(value.text))
-        return _LabelValue(key, operator == "=", value.text)
+            return _Like(_label(key), _Pattern.of(value.text))
+        return _Equals(_label(key), operator == "=", value.text)
 
     def _require_operator(
         self, field_name: str, operator: str, allowed: tuple[str, ...], position: int
@@ -463,109 +467,23 @@ class _Parser:
                        f'"2021-05-18T00:00:00Z"; got {_show(value.text)}')
         return int(stamp.seconds) * 1_000_000_000 + int(stamp.nanos)
 
-    # -- lexical pieces -----------------------------------------------------------------------
-
-    def _member_part(self) -> _Value:
-        """One dot-separated piece of a field name: a bare word or a quoted string."""
-        position = self.pos + 1
-        if self._peek() in ('"', "'"):
-            return _Value(self._quoted(), True, position)
-        word = self._take_word()
-        if not word:
-            self._fail_unexpected("a field name such as display_name, state, create_time or "
-                                  "labels.KEY")
-        if word in _KEYWORDS:
-            self.pos -= len(word)
-            self._fail_unexpected("a comparison such as state=JOB_STATE_RUNNING")
-        return _Value(word, False, position)
-
-    def _comparator(self) -> str | None:
-        for operator in _COMPARATORS:
-            if self.text.startswith(operator, self.pos):
-                self.pos += len(operator)
-                return operator
-        return None
-
-    def _value(self, operator: str) -> _Value:
-        position = self.pos + 1
-        char = self._peek()
-        if char in ('"', "'"):
-            return _Value(self._quoted(), True, position)
-        if char == "(":
-            self._fail(f'value lists in parentheses are not supported (position {position}); '
-                       f"write field=A OR field=B")
-        start = self.pos
-        while not self._at_end() and self.text[self.pos] not in _VALUE_STOP:
-            self.pos += 1
-        word = self.text[start:self.pos]
-        if not word or word in _KEYWORDS:
-            self.pos = start
-            self._fail_unexpected(f'a value after "{operator}" (quote values that contain '
-                                  f"spaces or the words AND, OR, NOT)")
-        return _Value(word, False, position)
-
-    def _quoted(self) -> str:
-        quote = self.text[self.pos]
-        opened_at = self.pos + 1
-        self.pos += 1
-        chars: list[str] = []
-        while not self._at_end():
-            char = self.text[self.pos]
-            if char == "\\" and self.pos + 1 < len(self.text):
-                chars.append(self.text[self.pos + 1])
-                self.pos += 2
-                continue
-            self.pos += 1
-            if char == quote:
-                return "".join(chars)
-            chars.append(char)
-        self._fail(f"the string opened at position {opened_at} is not closed; add a closing {quote}")
-
-    def _take_word(self) -> str:
-        start = self.pos
-        while not self._at_end() and self.text[self.pos] not in _WORD_STOP:
-            self.pos += 1
-        return self.text[start:self.pos]
-
-    def _next_keyword(self) -> str | None:
-        self._skip_space()
-        start = self.pos
-        word = self._take_word()
-        self.pos = start
-        return word if word in _KEYWORDS else None
-
-    def _negation_follows(self) -> bool:
-        """`NOT` is the keyword only before a space or "(" (AIP-160: NOT WS)."""
-        after = self.pos + 3
-        return after < len(self.text) and (self.text[after].isspace() or self.text[after] == "(")
-
-    def _skip_space(self) -> None:
-        while not self._at_end() and self.text[self.pos].isspace():
-            self.pos += 1
-
-    def _peek(self) -> str:
-        return self.text[self.pos] if not self._at_end() else ""
-
-    def _at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
     # -- errors -------------------------------------------------------------------------------
 
     def _fail(self, problem: str) -> NoReturn:
         raise FilterError(f"Invalid filter {_quote_filter(self.text)}: {problem}")
 
-    def _fail_unexpected(self, expected: str | None = None) -> NoReturn:
-        if self._at_end():
+    def _fail_unexpected(self, position: int, expected: str | None = None) -> NoReturn:
+        if position >= len(self.text):
             found = "end of filter"
         else:
-            start = self.pos
-            word = self._take_word()
-            self.pos = start
-            found = f"token {_show(word or self.text[self.pos])} at position {self.pos + 1}"
+            word = _WORD.match(self.text, position)
+            shown = word.group() if word else self.text[position]
+            found = f"token {_show(shown)} at position {position + 1}"
         problem = f"unexpected {found}"
         self._fail(f"{problem}; expected {expected}" if expected else problem)
 
-    def _fail_missing_comparator(self, name: str, start: int) -> NoReturn:
+    def _fail_missing_comparator(self) -> NoReturn:
+        name, start = self.path[0].text, self.path[0].position
         if name.lower() in {"and", "or", "not"}:
             hint = "; the operators AND, OR and NOT must be written in upper case"
         elif name in _DISPLAY_NAME_FIELDS or name in _TIME_FIELDS or name in ("state", "labels"):
