@@ -4,6 +4,7 @@ counters, faults and behaviour are the same whichever transport a client uses.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -56,87 +57,92 @@ class Method:
         return bytes(message.SerializeToString())
 
 
+# Bidirectional streams: their handler takes the request iterator and returns an iterator.
+_STREAMING = frozenset({"TailLogEntries"})
+
+
+def _handler_name(method_name: str) -> str:
+    """`CreateCustomJob` → `create_custom_job`: each service names its handlers as the gRPC
+    method they implement, in snake case."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", method_name).lower()
+
+
+def _method_table(service: str, implementation: object, table: Iterable[tuple[str, Any, Any]]) -> list[Method]:
+    """The methods of one gRPC service from (name, request type, response type) rows, each
+    handled by `implementation`'s method of that name."""
+    return [
+        Method(service, name, request_type, response_type,
+               getattr(implementation, _handler_name(name)), streaming=name in _STREAMING)
+        for name, request_type, response_type in table
+    ]
+
+
 def vertex_methods(service: JobService) -> list[Method]:
     v1 = aiplatform_v1
-    return [
-        Method(JOB_SERVICE, "CreateCustomJob", v1.CreateCustomJobRequest, v1.CustomJob,
-               service.create_custom_job),
-        Method(JOB_SERVICE, "GetCustomJob", v1.GetCustomJobRequest, v1.CustomJob,
-               service.get_custom_job),
-        Method(JOB_SERVICE, "ListCustomJobs", v1.ListCustomJobsRequest,
-               v1.ListCustomJobsResponse, service.list_custom_jobs),
-        Method(JOB_SERVICE, "CancelCustomJob", v1.CancelCustomJobRequest, empty_pb2.Empty,
-               service.cancel_custom_job),
-        Method(JOB_SERVICE, "DeleteCustomJob", v1.DeleteCustomJobRequest,
-               operations_pb2.Operation, service.delete_custom_job),
-    ]
+    return _method_table(JOB_SERVICE, service, [
+        ("CreateCustomJob", v1.CreateCustomJobRequest, v1.CustomJob),
+        ("GetCustomJob", v1.GetCustomJobRequest, v1.CustomJob),
+        ("ListCustomJobs", v1.ListCustomJobsRequest, v1.ListCustomJobsResponse),
+        ("CancelCustomJob", v1.CancelCustomJobRequest, empty_pb2.Empty),
+        ("DeleteCustomJob", v1.DeleteCustomJobRequest, operations_pb2.Operation),
+    ])
 
 
 def cloud_run_methods(service: CloudRunService) -> list[Method]:
     v2 = run_v2
     operation = operations_pb2.Operation
     return [
-        Method(RUN_JOBS, "CreateJob", v2.CreateJobRequest, operation, service.create_job),
-        Method(RUN_JOBS, "GetJob", v2.GetJobRequest, v2.Job, service.get_job),
-        Method(RUN_JOBS, "ListJobs", v2.ListJobsRequest, v2.ListJobsResponse, service.list_jobs),
-        Method(RUN_JOBS, "UpdateJob", v2.UpdateJobRequest, operation, service.update_job),
-        Method(RUN_JOBS, "DeleteJob", v2.DeleteJobRequest, operation, service.delete_job),
-        Method(RUN_JOBS, "RunJob", v2.RunJobRequest, operation, service.run_job),
-        Method(RUN_EXECUTIONS, "GetExecution", v2.GetExecutionRequest, v2.Execution,
-               service.get_execution),
-        Method(RUN_EXECUTIONS, "ListExecutions", v2.ListExecutionsRequest,
-               v2.ListExecutionsResponse, service.list_executions),
-        Method(RUN_EXECUTIONS, "CancelExecution", v2.CancelExecutionRequest, operation,
-               service.cancel_execution),
-        Method(RUN_EXECUTIONS, "DeleteExecution", v2.DeleteExecutionRequest, operation,
-               service.delete_execution),
-        Method(RUN_TASKS, "GetTask", v2.GetTaskRequest, v2.Task, service.get_task),
-        Method(RUN_TASKS, "ListTasks", v2.ListTasksRequest, v2.ListTasksResponse,
-               service.list_tasks),
+        *_method_table(RUN_JOBS, service, [
+            ("CreateJob", v2.CreateJobRequest, operation),
+            ("GetJob", v2.GetJobRequest, v2.Job),
+            ("ListJobs", v2.ListJobsRequest, v2.ListJobsResponse),
+            ("UpdateJob", v2.UpdateJobRequest, operation),
+            ("DeleteJob", v2.DeleteJobRequest, operation),
+            ("RunJob", v2.RunJobRequest, operation),
+        ]),
+        *_method_table(RUN_EXECUTIONS, service, [
+            ("GetExecution", v2.GetExecutionRequest, v2.Execution),
+            ("ListExecutions", v2.ListExecutionsRequest, v2.ListExecutionsResponse),
+            ("CancelExecution", v2.CancelExecutionRequest, operation),
+            ("DeleteExecution", v2.DeleteExecutionRequest, operation),
+        ]),
+        *_method_table(RUN_TASKS, service, [
+            ("GetTask", v2.GetTaskRequest, v2.Task),
+            ("ListTasks", v2.ListTasksRequest, v2.ListTasksResponse),
+        ]),
     ]
 
 
 def logging_methods(service: LoggingService) -> list[Method]:
     t = logging_types
-    return [
-        Method(LOGGING, "ListLogEntries", t.ListLogEntriesRequest, t.ListLogEntriesResponse,
-               service.list_log_entries),
-        Method(LOGGING, "TailLogEntries", t.TailLogEntriesRequest, t.TailLogEntriesResponse,
-               service.tail_log_entries, streaming=True),
-    ]
+    return _method_table(LOGGING, service, [
+        ("ListLogEntries", t.ListLogEntriesRequest, t.ListLogEntriesResponse),
+        ("TailLogEntries", t.TailLogEntriesRequest, t.TailLogEntriesResponse),
+    ])
 
 
 def secret_manager_methods(service: SecretManagerService) -> list[Method]:
     from google.cloud.secretmanager_v1 import types as sm
 
-    return [
-        Method(SECRET_MANAGER, "CreateSecret", sm.CreateSecretRequest, sm.Secret,
-               service.create_secret),
-        Method(SECRET_MANAGER, "GetSecret", sm.GetSecretRequest, sm.Secret, service.get_secret),
-        Method(SECRET_MANAGER, "ListSecrets", sm.ListSecretsRequest, sm.ListSecretsResponse,
-               service.list_secrets),
-        Method(SECRET_MANAGER, "DeleteSecret", sm.DeleteSecretRequest, empty_pb2.Empty,
-               service.delete_secret),
-        Method(SECRET_MANAGER, "AddSecretVersion", sm.AddSecretVersionRequest, sm.SecretVersion,
-               service.add_secret_version),
-        Method(SECRET_MANAGER, "AccessSecretVersion", sm.AccessSecretVersionRequest,
-               sm.AccessSecretVersionResponse, service.access_secret_version),
-    ]
+    return _method_table(SECRET_MANAGER, service, [
+        ("CreateSecret", sm.CreateSecretRequest, sm.Secret),
+        ("GetSecret", sm.GetSecretRequest, sm.Secret),
+        ("ListSecrets", sm.ListSecretsRequest, sm.ListSecretsResponse),
+        ("DeleteSecret", sm.DeleteSecretRequest, empty_pb2.Empty),
+        ("AddSecretVersion", sm.AddSecretVersionRequest, sm.SecretVersion),
+        ("AccessSecretVersion", sm.AccessSecretVersionRequest, sm.AccessSecretVersionResponse),
+    ])
 
 
 def operation_methods(registry: OperationRegistry) -> list[Method]:
     """One Operations service for all: an operation's name finds it whichever service owns it."""
     pb = operations_pb2
-    return [
-        Method(OPERATIONS, "GetOperation", pb.GetOperationRequest, pb.Operation,
-               registry.get_operation),
-        Method(OPERATIONS, "ListOperations", pb.ListOperationsRequest, pb.ListOperationsResponse,
-               registry.list_operations),
-        Method(OPERATIONS, "WaitOperation", pb.WaitOperationRequest, pb.Operation,
-               registry.wait_operation),
-        Method(OPERATIONS, "DeleteOperation", pb.DeleteOperationRequest, empty_pb2.Empty,
-               registry.delete_operation),
-    ]
+    return _method_table(OPERATIONS, registry, [
+        ("GetOperation", pb.GetOperationRequest, pb.Operation),
+        ("ListOperations", pb.ListOperationsRequest, pb.ListOperationsResponse),
+        ("WaitOperation", pb.WaitOperationRequest, pb.Operation),
+        ("DeleteOperation", pb.DeleteOperationRequest, empty_pb2.Empty),
+    ])
 
 
 class Dispatcher:

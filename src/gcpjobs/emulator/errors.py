@@ -19,6 +19,16 @@ class ServiceError(Exception):
         return f"ServiceError({self.code.name}, {self.message!r})"
 
 
+def invalid(message: str) -> ServiceError:
+    """INVALID_ARGUMENT: the refusal of most requests the services turn down."""
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def internal_message(error: BaseException) -> str:
+    """What a client is told when a request fails on the emulator's own bug (logged apart)."""
+    return f"Internal error in the gcpjobs emulator: {error}"
+
+
 def http_status_for(code: grpc.StatusCode) -> int:
     """The HTTP status Google's REST front end uses for a gRPC code (google-api-core maps it
     back to the same exception family on the client side)."""

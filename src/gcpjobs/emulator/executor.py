@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
 import psutil
 
+from gcpjobs.emulator.clock import rfc3339_now
 from gcpjobs.emulator.names import path_under
 
 SERVICE_LOG = "service"  # name of the job-level log the emulator itself writes
@@ -45,10 +45,6 @@ def job_dir(data_dir: Path, job_id: str) -> Path:
 
 def logs_dir(data_dir: Path, job_id: str) -> Path:
     return job_dir(data_dir, job_id) / "logs"
-
-
-def rfc3339_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --------------------------------------------------------------------------------------- logs
@@ -306,6 +302,13 @@ def _signal_all(processes: Iterable[psutil.Process], pgids: Iterable[int], signu
 
 
 def _wait_gone(processes: Iterable[psutil.Process], deadline: float) -> set[psutil.Process]:
+    """Wait until every process is gone or `deadline` (time.monotonic()) passes; those left.
+
+    Not `psutil.wait_procs`: its `wait` reaps a child of this process (a replica's root is
+    one, and the thread that waits for the replica would then lose its exit status), it waits
+    on for a zombie that no init reaps, where `_gone` takes a zombie as finished, and it gives
+    each process 1/N of a second per pass, where this loop looks at all of them every 20 ms.
+    """
     alive = {p for p in processes if not _gone(p)}
     while alive and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
@@ -568,74 +571,6 @@ class ReplicaProcess:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._log.close()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    succeeded: bool
-    failed: ReplicaExit | None = None  # the first replica that failed
-
-
-class JobExecution:
-    """All replicas of one job. The job's result follows the Vertex rules:
-
-    * the primary replica (the first launch, `workerpool0-0`) decides success: when it exits 0
-      the job has succeeded, and replicas still running (parameter servers, say) are stopped;
-    * any replica exiting non-zero fails the job (Vertex treats it as a permanent error and
-      shuts the whole job down), and the first such exit is the one reported.
-    """
-
-    def __init__(self, job_path: Path, launches: Sequence[ReplicaLaunch], wake: threading.Condition):
-        if not launches:
-            raise ValueError("a job needs at least one replica")
-        self._job_path = job_path
-        self._wake = wake
-        self._replicas = [ReplicaProcess(launch, wake) for launch in launches]
-
-    @property
-    def primary(self) -> str:
-        return self._replicas[0].launch.name
-
-    def start(self) -> None:
-        """Start every replica; on a launch error, stop those already started and re-raise."""
-        started: list[ReplicaProcess] = []
-        try:
-            for replica in self._replicas:
-                replica.start()
-                started.append(replica)
-                record_pids(self._job_path, started)
-        except LaunchError:
-            for replica in self._replicas:
-                if replica in started:
-                    replica.kill(grace=0.5)
-                replica.close()
-            raise
-
-    def outcome(self) -> Outcome | None:
-        """The job's result if it is decided, else None. Call with the wake condition held."""
-        exits = [r.exit for r in self._replicas if r.exit is not None]
-        failures = sorted((e for e in exits if e.returncode != 0), key=lambda e: e.at)
-        if failures:
-            return Outcome(succeeded=False, failed=failures[0])
-        primary = self._replicas[0].exit
-        if primary is not None and primary.returncode == 0:
-            return Outcome(succeeded=True)
-        return None
-
-    def replica_names(self) -> list[str]:
-        return [replica.launch.name for replica in self._replicas]
-
-    def crash(self, replica: str) -> bool:
-        """SIGKILL one replica's tree (the `/_emulator/crash` fault); False if it had exited."""
-        for candidate in self._replicas:
-            if candidate.launch.name == replica:
-                return candidate.crash()
-        raise KeyError(replica)
-
-    def stop(self, grace: float) -> None:
-        """Kill every replica's tree (in parallel, so the grace period is paid once)."""
-        stop_all(self._replicas, grace)
-        forget_pids(self._job_path)
 
 
 def stop_all(replicas: Sequence[ReplicaProcess], grace: float) -> None:

@@ -35,9 +35,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.errors import invalid
 from gcpjobs.errors import SpecError
 from gcpjobs.specs.base import shown
 from gcpjobs.specs.container import check_project, check_region
@@ -52,10 +50,6 @@ _OPERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}\Z")
 _TASK_ID = re.compile(r"(?P<execution>[a-z][a-z0-9-]{0,62})-task(?P<index>0|[1-9][0-9]{0,3})\Z")
 # A name segment that is safe as one file name: no separator, no dot segment, no NUL.
 _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}\Z")  # ':': example.com:proj
-
-
-def invalid(message: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def split_name(name: str, collections: Sequence[str], *, pattern: str, what: str) -> list[str]:

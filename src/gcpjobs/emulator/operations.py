@@ -15,22 +15,40 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 import grpc
+import proto
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message as RawMessage
 
 from gcpjobs.emulator import names, paging
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.clock import rfc3339
+from gcpjobs.emulator.errors import ServiceError, invalid
+from gcpjobs.emulator.messages import pack
 from gcpjobs.emulator.store import JobStore
 
 MAX_WAIT_SECONDS = 60.0
 _SERVICE = "Google Cloud"  # operations are shared: "Location ... is not a Google Cloud region"
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def new_operation(
+    project: str,
+    location: str,
+    operation_id: str,
+    metadata: proto.Message | RawMessage,
+    response: proto.Message | RawMessage | None = None,
+) -> operations_pb2.Operation:
+    """An operation named as both services name theirs; given a `response`, it is done."""
+    operation = operations_pb2.Operation(
+        name=f"projects/{project}/locations/{location}/operations/{operation_id}",
+        metadata=pack(metadata),
+    )
+    if response is not None:
+        operation.done = True
+        operation.response.CopyFrom(pack(response))
+    return operation
 
 
 class OperationRegistry:
@@ -44,7 +62,7 @@ class OperationRegistry:
         """Record a new or updated operation (the first call's time orders ListOperations)."""
         with self._changed:
             self._store.put_operation(
-                operation.name, _rfc3339(create_time), operation.SerializeToString()
+                operation.name, rfc3339(create_time), operation.SerializeToString()
             )
             self._changed.notify_all()
 
@@ -101,7 +119,7 @@ class OperationRegistry:
             page = paging.page_of(found, page_size=request.page_size, page_token=request.page_token,
                                   filter_text=request.filter, scope=f"Operations|{request.name}")
         except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
-            raise names.invalid(str(error)) from None
+            raise invalid(str(error)) from None
         return operations_pb2.ListOperationsResponse(operations=page.items,
                                                      next_page_token=page.next_page_token)
 

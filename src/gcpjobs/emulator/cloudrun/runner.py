@@ -32,14 +32,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from google.cloud import run_v2
 
+from gcpjobs.emulator import clock
 from gcpjobs.emulator.cloudrun.secrets import SecretError, SecretStore
 from gcpjobs.emulator.config import Timings
+from gcpjobs.emulator.errors import internal_message
 from gcpjobs.emulator.executor import (
     SERVICE_LOG,
     JobEnvironment,
@@ -75,10 +77,6 @@ def execution_dir(data_dir: Path, name: str) -> Path:
     first, this is the defence in depth)."""
     parts = name.split("/")
     return path_under(data_dir / "executions", parts[1], parts[3], parts[7])
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def exit_reason(returncode: int) -> str:
@@ -305,7 +303,7 @@ class ExecutionRunner:
             _log.exception("execution %s failed inside the emulator", launcher.execution.name)
             self._sink.execution_progress(
                 launcher.execution.name, TaskCounts(), started=True,
-                result=Result(Ending.FAILED, f"Internal error in the gcpjobs emulator: {error}"),
+                result=Result(Ending.FAILED, internal_message(error)),
             )
 
 
@@ -392,7 +390,7 @@ class _Schedule:
             previous = self.tasks.get(index)
             self._set_task(TaskState(
                 index, TaskStatus.RUNNING, number,
-                start_time=previous.start_time if previous else _now(),
+                start_time=previous.start_time if previous else clock.now(),
                 last_result=previous.last_result if previous else None,
             ))
         if changed:
@@ -469,7 +467,7 @@ class _Schedule:
                   attempt: int | None = None) -> None:
         previous = self.tasks.get(index, TaskState(index))
         self._set_task(replace(
-            previous, status=status, completion_time=_now(),
+            previous, status=status, completion_time=clock.now(),
             attempt=previous.attempt if attempt is None else attempt,
             last_result=outcome if outcome is not None else previous.last_result,
         ))

@@ -45,7 +45,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,9 @@ import grpc
 from google.cloud import run_v2
 from google.cloud.run_v2 import Condition, ExecutionReference
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 
-from gcpjobs.emulator import limits, names, paging
+from gcpjobs.emulator import clock, limits, names, paging
 from gcpjobs.emulator.cloudrun.runner import (
     STOPPED_MESSAGE,
     Ending,
@@ -80,9 +79,10 @@ from gcpjobs.emulator.cloudrun.validation import (
     validate_overrides,
 )
 from gcpjobs.emulator.config import Timings
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.errors import ServiceError, invalid
 from gcpjobs.emulator.executor import JobEnvironment, stop_leftovers
-from gcpjobs.emulator.operations import OperationRegistry
+from gcpjobs.emulator.messages import copy, pack
+from gcpjobs.emulator.operations import OperationRegistry, new_operation
 from gcpjobs.emulator.store import JobStore
 from gcpjobs.emulator.threads import AdvanceError
 
@@ -108,40 +108,16 @@ _JOB_OUTPUT_ONLY = (
 )
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _invalid(message: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
 def _refuse(problems: list[FieldProblem]) -> None:
     if problems:
-        raise _invalid(format_problems(problems))
-
-
-def _copy(message: Any) -> Any:
-    """A deep copy of a proto-plus message (records are replaced, never changed in place)."""
-    cls = type(message)
-    return cls.deserialize(cls.serialize(message))
+        raise invalid(format_problems(problems))
 
 
 def _etag(message: Any) -> str:
-    unstamped = _copy(message)
+    unstamped = copy(message)
     unstamped.etag = ""
     digest = hashlib.sha256(type(message).serialize(unstamped)).digest()[:15]
     return '"' + base64.urlsafe_b64encode(digest).decode() + '"'
-
-
-def _pack(message: Any) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(type(message).pb(message))
-    return packed
 
 
 def _condition(
@@ -150,7 +126,7 @@ def _condition(
     message: str = "",
     reason: Condition.ExecutionReason | None = None,
 ) -> Condition:
-    condition = Condition(type_=type_, state=state, message=message, last_transition_time=_now())
+    condition = Condition(type_=type_, state=state, message=message, last_transition_time=clock.now())
     if reason is not None:
         condition.execution_reason = reason
     if state == CState.CONDITION_FAILED:
@@ -160,10 +136,6 @@ def _condition(
 
 def _completed(execution: run_v2.Execution) -> bool:
     return "completion_time" in execution
-
-
-def parse_parent(parent: str) -> tuple[str, str]:
-    return names.location_name(parent, service=SERVICE)
 
 
 def parse_job_name(name: str, *, any_job: bool = False) -> tuple[str, str, str]:
@@ -208,7 +180,7 @@ def parse_task_name(name: str) -> tuple[str, int]:
 
 def _check_id(problem: str | None) -> None:
     if problem is not None:
-        raise _invalid(problem)
+        raise invalid(problem)
 
 
 def _list_scope(request: Any) -> str:
@@ -256,12 +228,12 @@ class CloudRunService:
     # ---------------------------------------------------------------------------------- Jobs
 
     def create_job(self, request: run_v2.CreateJobRequest) -> operations_pb2.Operation:
-        project, location = parse_parent(request.parent)
+        project, location = names.location_name(request.parent, service=SERVICE)
         _check_id(job_id_problem(request.job_id))
         limits.check_request_size(request)
         _refuse(validate_job(request.job))
         name = f"{request.parent}/jobs/{request.job_id}"
-        now = _now()
+        now = clock.now()
         with self._lock:
             if name in self._jobs:
                 raise ServiceError(
@@ -276,7 +248,7 @@ class CloudRunService:
         return self._job(request.name)
 
     def list_jobs(self, request: run_v2.ListJobsRequest) -> run_v2.ListJobsResponse:
-        parse_parent(request.parent)
+        names.location_name(request.parent, service=SERVICE)
         prefix = request.parent + "/jobs/"
         with self._lock:
             jobs = [job for name, job in self._jobs.items() if name.startswith(prefix)]
@@ -300,7 +272,7 @@ class CloudRunService:
                 validate_only=request.validate_only,
             ))
         _refuse(validate_job(request.job))
-        now = _now()
+        now = clock.now()
         with self._lock:
             current = self._job(request.job.name)
             self._check_etag(request.job.etag, current)
@@ -319,7 +291,7 @@ class CloudRunService:
 
     def delete_job(self, request: run_v2.DeleteJobRequest) -> operations_pb2.Operation:
         project, location, _ = parse_job_name(request.name)
-        now = _now()
+        now = clock.now()
         with self._lock:
             job = self._job(request.name)
             self._check_etag(request.etag, job)
@@ -332,7 +304,7 @@ class CloudRunService:
                     f"({', '.join(sorted(running))}); cancel them and wait until they have "
                     "ended before deleting the job.",
                 )
-            deleted = _copy(job)
+            deleted = copy(job)
             deleted.delete_time = now
             if not request.validate_only:
                 for execution in executions:
@@ -344,7 +316,7 @@ class CloudRunService:
     def run_job(self, request: run_v2.RunJobRequest) -> operations_pb2.Operation:
         project, location, _ = parse_job_name(request.name)
         limits.check_request_size(request)
-        now = _now()
+        now = clock.now()
         with self._lock:
             job = self._job(request.name)
             self._check_etag(request.etag, job)
@@ -353,7 +325,7 @@ class CloudRunService:
             if request.validate_only:
                 return self._done(project, location, execution, execution, now)
             self._put_execution(execution)
-            updated = _copy(job)
+            updated = copy(job)
             updated.execution_count = job.execution_count + 1
             updated.latest_created_execution = run_v2.ExecutionReference(
                 name=execution.name, create_time=now,
@@ -390,7 +362,7 @@ class CloudRunService:
 
     def cancel_execution(self, request: run_v2.CancelExecutionRequest) -> operations_pb2.Operation:
         project, location = self._execution_location(request.name)
-        now = _now()
+        now = clock.now()
         with self._lock:
             execution = self._execution(request.name)
             self._check_etag(request.etag, execution)
@@ -402,7 +374,7 @@ class CloudRunService:
                 )
             if request.validate_only:
                 return self._pending(project, location, execution, now, record=False)
-            updated = _copy(execution)
+            updated = copy(execution)
             self._set_condition(updated, _condition(
                 "Completed", CState.CONDITION_RECONCILING, "The execution is being cancelled.",
                 Reason.CANCELLING,
@@ -416,7 +388,7 @@ class CloudRunService:
 
     def delete_execution(self, request: run_v2.DeleteExecutionRequest) -> operations_pb2.Operation:
         project, location = self._execution_location(request.name)
-        now = _now()
+        now = clock.now()
         with self._lock:
             execution = self._execution(request.name)
             self._check_etag(request.etag, execution)
@@ -426,7 +398,7 @@ class CloudRunService:
                     f"Execution '{execution.name.rsplit('/', 1)[-1]}' is still running; cancel it "
                     "and wait until it has ended before deleting it.",
                 )
-            deleted = _copy(execution)
+            deleted = copy(execution)
             deleted.delete_time = now
             if not request.validate_only:
                 self._drop_execution(execution.name)
@@ -449,7 +421,7 @@ class CloudRunService:
                 page = paging.page_of(range(execution.task_count), page_size=request.page_size,
                                       page_token=request.page_token, scope=_list_scope(request))
             except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
-                raise _invalid(str(error)) from None
+                raise invalid(str(error)) from None
             tasks = [self._task(execution, index) for index in page.items]
         return run_v2.ListTasksResponse(tasks=tasks, next_page_token=page.next_page_token)
 
@@ -468,12 +440,12 @@ class CloudRunService:
         self, name: str, counts: TaskCounts, *, started: bool, result: Result | None = None,
         tasks: Sequence[TaskState] = (),
     ) -> None:
-        now = _now()
+        now = clock.now()
         with self._lock:
             current = self._executions.get(name)
             if current is None or _completed(current):  # deleted by a reset, or already ended
                 return
-            execution = _copy(current)
+            execution = copy(current)
             execution.running_count = counts.running
             execution.succeeded_count = counts.succeeded
             execution.failed_count = counts.failed
@@ -576,10 +548,10 @@ class CloudRunService:
             return paging.page_of(ordered, page_size=request.page_size,
                                   page_token=request.page_token, scope=_list_scope(request))
         except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
-            raise _invalid(str(error)) from None
+            raise invalid(str(error)) from None
 
     def _stamp_new_job(self, requested: run_v2.Job, name: str, created: datetime) -> run_v2.Job:
-        job = _copy(requested)
+        job = copy(requested)
         for output_only in _JOB_OUTPUT_ONLY:
             delattr(job, output_only)
         job.name = name
@@ -608,7 +580,7 @@ class CloudRunService:
             name = f"{job.name}/executions/{job_id}-{suffix}"
             if name not in self._executions:
                 break
-        template = _copy(job.template.template)
+        template = copy(job.template.template)
         _apply_overrides(template, overrides)
         task_count = overrides.task_count or job.template.task_count
         execution = run_v2.Execution(
@@ -671,7 +643,7 @@ class CloudRunService:
         job = self._jobs.get(job_name)
         if job is None or job.latest_created_execution.name != execution.name:
             return
-        updated = _copy(job)
+        updated = copy(job)
         updated.latest_created_execution.completion_status = status
         if completed is not None:
             updated.latest_created_execution.completion_time = completed
@@ -686,13 +658,13 @@ class CloudRunService:
             operation = self._operations.find(operation_name)
             if operation is None:
                 continue
-            operation.metadata.CopyFrom(_pack(execution))
+            operation.metadata.CopyFrom(pack(execution))
             if result is None:
                 self._operations.put(operation, execution.create_time)
                 continue
             operation.done = True
             if kind == "cancel" or result.ending == Ending.SUCCEEDED:
-                operation.response.CopyFrom(_pack(execution))
+                operation.response.CopyFrom(pack(execution))
             else:
                 code = code_pb2.CANCELLED if result.ending == Ending.CANCELLED else code_pb2.FAILED_PRECONDITION
                 operation.error.CopyFrom(status_pb2.Status(code=code, message=result.message))
@@ -701,20 +673,14 @@ class CloudRunService:
     def _done(
         self, project: str, location: str, metadata: Any, response: Any, now: datetime
     ) -> operations_pb2.Operation:
-        operation = operations_pb2.Operation(
-            name=f"projects/{project}/locations/{location}/operations/{uuid.uuid4()}",
-            metadata=_pack(metadata), done=True, response=_pack(response),
-        )
+        operation = new_operation(project, location, str(uuid.uuid4()), metadata, response)
         self._operations.put(operation, now)
         return operation
 
     def _pending(
         self, project: str, location: str, metadata: Any, now: datetime, *, record: bool = True
     ) -> operations_pb2.Operation:
-        operation = operations_pb2.Operation(
-            name=f"projects/{project}/locations/{location}/operations/{uuid.uuid4()}",
-            metadata=_pack(metadata),
-        )
+        operation = new_operation(project, location, str(uuid.uuid4()), metadata)
         if record:
             self._operations.put(operation, now)
         return operation
@@ -732,12 +698,12 @@ class CloudRunService:
 
     def _put_job(self, job: run_v2.Job) -> None:
         self._jobs[job.name] = job
-        self._store.put_resource(JOB_KIND, job.name, _rfc3339(job.create_time), run_v2.Job.serialize(job))
+        self._store.put_resource(JOB_KIND, job.name, clock.rfc3339(job.create_time), run_v2.Job.serialize(job))
 
     def _put_execution(self, execution: run_v2.Execution) -> None:
         self._executions[execution.name] = execution
         self._store.put_resource(
-            EXECUTION_KIND, execution.name, _rfc3339(execution.create_time),
+            EXECUTION_KIND, execution.name, clock.rfc3339(execution.create_time),
             run_v2.Execution.serialize(execution),
         )
 
@@ -745,7 +711,7 @@ class CloudRunService:
         task.etag = _etag(task)
         execution_name = task.name.split("/tasks/")[0]
         self._tasks.setdefault(execution_name, {})[task.index] = task
-        self._store.put_resource(TASK_KIND, task.name, _rfc3339(task.create_time), run_v2.Task.serialize(task))
+        self._store.put_resource(TASK_KIND, task.name, clock.rfc3339(task.create_time), run_v2.Task.serialize(task))
 
     def _drop_execution(self, name: str) -> None:
         del self._executions[name]

@@ -47,7 +47,7 @@ from google.protobuf import any_pb2, json_format
 
 from gcpjobs.emulator import names, paging
 from gcpjobs.emulator.cloudrun.tasks import task_name
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.errors import ServiceError, invalid
 from gcpjobs.specs.cloudrun_v1 import (
     ACCELERATOR,
     API_VERSION,
@@ -102,13 +102,9 @@ _EGRESS = {"ALL_TRAFFIC": "all-traffic", "PRIVATE_RANGES_ONLY": "private-ranges-
 _LIST_KINDS = {"jobs": "JobsList", "executions": "ExecutionsList", "tasks": "TasksList"}
 
 
-def _invalid(message: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
 def _unknown(path: str) -> ServiceError:
     # Google's words for a field its JSON parser does not know.
-    return _invalid(f"Invalid JSON payload received. Unknown name \"{path.rsplit('.', 1)[-1]}\" "
+    return invalid(f"Invalid JSON payload received. Unknown name \"{path.rsplit('.', 1)[-1]}\" "
                     f"at '{path.rsplit('.', 1)[0]}': Cannot find field.")
 
 
@@ -384,7 +380,7 @@ class _Body:
 
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, Mapping):
-            raise _invalid(f"Invalid JSON payload received. '{path}' must be an object.")
+            raise invalid(f"Invalid JSON payload received. '{path}' must be an object.")
         self.data = dict(data)
         self.path = path
 
@@ -397,7 +393,7 @@ class _Body:
     def mapping(self, key: str) -> dict[str, str]:
         value = self.take(key) or {}
         if not isinstance(value, Mapping):
-            raise _invalid(f"Invalid value at '{self.path}.{key}': must be a map of strings.")
+            raise invalid(f"Invalid value at '{self.path}.{key}': must be a map of strings.")
         return {str(k): str(v) for k, v in value.items()}
 
     def done(self) -> None:
@@ -412,7 +408,7 @@ def job_from_v1(document: Any, *, location: str | None) -> tuple[str, str, str, 
     api_version = body.take("apiVersion", API_VERSION)
     kind = body.take("kind", "Job")
     if api_version != API_VERSION or kind != "Job":
-        raise _invalid(f"Invalid apiVersion/kind {api_version!r}/{kind!r}: expected "
+        raise invalid(f"Invalid apiVersion/kind {api_version!r}/{kind!r}: expected "
                        f"{API_VERSION!r}/'Job'.")
     body.take("status")  # output only
     metadata = body.section("metadata")
@@ -421,7 +417,7 @@ def job_from_v1(document: Any, *, location: str | None) -> tuple[str, str, str, 
     labels = metadata.mapping("labels")
     label_location = labels.pop(LOCATION_LABEL, None)
     if location is not None and label_location not in (None, location):
-        raise _invalid(f"Invalid label {LOCATION_LABEL!r}: {label_location!r} is not the "
+        raise invalid(f"Invalid label {LOCATION_LABEL!r}: {label_location!r} is not the "
                        f"region of this endpoint ({location!r}).")
     annotations = metadata.mapping("annotations")
     etag = str(metadata.take("resourceVersion", ""))
@@ -437,7 +433,7 @@ def job_from_v1(document: Any, *, location: str | None) -> tuple[str, str, str, 
         try:
             job.launch_stage = launch_stage_pb2.LaunchStage.Value(stage)
         except ValueError:
-            raise _invalid(f"Invalid value at 'job.metadata.annotations[{LAUNCH_STAGE!r}]': "
+            raise invalid(f"Invalid value at 'job.metadata.annotations[{LAUNCH_STAGE!r}]': "
                            f"{stage!r} is not a launch stage.") from None
     for output_only in (CREATOR, LAST_MODIFIER, "run.googleapis.com/operation-id"):
         annotations.pop(output_only, None)
@@ -445,7 +441,7 @@ def job_from_v1(document: Any, *, location: str | None) -> tuple[str, str, str, 
     spec = body.section("spec")
     for token in ("startExecutionToken", "runExecutionToken"):
         if spec.take(token):
-            raise _invalid(f"Invalid value at 'job.spec.{token}': execution tokens are not "
+            raise invalid(f"Invalid value at 'job.spec.{token}': execution tokens are not "
                            "supported by the gcpjobs emulator; run the job with :run.")
     template = spec.section("template")
     spec.done()
@@ -482,7 +478,7 @@ def _execution_template_from_v1(template: _Body) -> run_v2.ExecutionTemplate:
     if environment is not None:
         names_by_value = {v: k for k, v in _ENVIRONMENTS.items()}
         if environment not in names_by_value:
-            raise _invalid(f"Invalid value at '{template.path}.metadata.annotations"
+            raise invalid(f"Invalid value at '{template.path}.metadata.annotations"
                            f"[{EXECUTION_ENVIRONMENT!r}]': give gen1 or gen2.")
         task.execution_environment = names_by_value[environment]
     _vpc_access_from_v1(task, annotations, f"{template.path}.metadata.annotations")
@@ -502,7 +498,7 @@ def _vpc_access_from_v1(task: run_v2.TaskTemplate, annotations: dict[str, str], 
     if egress is not None:
         names_by_value = {v: k for k, v in _EGRESS.items()}
         if egress not in names_by_value:
-            raise _invalid(f"Invalid value at '{path}[{VPC_EGRESS!r}]': give all-traffic or "
+            raise invalid(f"Invalid value at '{path}[{VPC_EGRESS!r}]': give all-traffic or "
                            "private-ranges-only.")
         access.egress = names_by_value[egress]
     if interfaces is not None:
@@ -512,7 +508,7 @@ def _vpc_access_from_v1(task: run_v2.TaskTemplate, annotations: dict[str, str], 
                 network=item.get("network", ""), subnetwork=item.get("subnetwork", ""),
                 tags=list(item.get("tags", []))) for item in parsed]
         except (ValueError, TypeError, AttributeError):
-            raise _invalid(f"Invalid value at '{path}[{NETWORK_INTERFACES!r}]': give a JSON "
+            raise invalid(f"Invalid value at '{path}[{NETWORK_INTERFACES!r}]': give a JSON "
                            "list of {network, subnetwork, tags}.") from None
     task.vpc_access = access
 
@@ -521,14 +517,14 @@ def _integer(value: Any, path: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise _invalid(f"Invalid value at '{path}' (TYPE_INT32), {json.dumps(value)}") from None
+        raise invalid(f"Invalid value at '{path}' (TYPE_INT32), {json.dumps(value)}") from None
 
 
 def _task_template_from_v1(spec: _Body) -> run_v2.TaskTemplate:
     task = run_v2.TaskTemplate()
     containers = spec.take("containers") or []
     if not isinstance(containers, list):
-        raise _invalid(f"Invalid value at '{spec.path}.containers': must be a list.")
+        raise invalid(f"Invalid value at '{spec.path}.containers': must be a list.")
     task.containers = [_container_from_v1(_Body(c, f"{spec.path}.containers[{i}]"))
                        for i, c in enumerate(containers)]
     retries = spec.take("maxRetries")
@@ -541,12 +537,12 @@ def _task_template_from_v1(spec: _Body) -> run_v2.TaskTemplate:
     selector = spec.mapping("nodeSelector")
     accelerator = selector.pop(ACCELERATOR, None)
     for key in selector:
-        raise _invalid(f"Invalid value at '{spec.path}.nodeSelector': only {ACCELERATOR!r} is "
+        raise invalid(f"Invalid value at '{spec.path}.nodeSelector': only {ACCELERATOR!r} is "
                        f"supported, not {key!r}.")
     if accelerator:
         task.node_selector = run_v2.NodeSelector(accelerator=accelerator)
     if spec.take("volumes"):
-        raise _invalid(f"Invalid value at '{spec.path}.volumes': volumes are not supported by "
+        raise invalid(f"Invalid value at '{spec.path}.volumes': volumes are not supported by "
                        "the gcpjobs emulator (it runs the command on this host).")
     spec.done()
     return task
@@ -576,7 +572,7 @@ def _container_from_v1(container: _Body) -> run_v2.Container:
                                                  container_port=int(p.get("containerPort", 0)))
                             for p in ports]
     if container.take("volumeMounts"):
-        raise _invalid(f"Invalid value at '{container.path}.volumeMounts': volumes are not "
+        raise invalid(f"Invalid value at '{container.path}.volumeMounts': volumes are not "
                        "supported by the gcpjobs emulator.")
     container.done()
     return translated
@@ -584,7 +580,7 @@ def _container_from_v1(container: _Body) -> run_v2.Container:
 
 def _env_from_v1(variables: Any, path: str) -> list[run_v2.EnvVar]:
     if not isinstance(variables, list):
-        raise _invalid(f"Invalid value at '{path}': must be a list.")
+        raise invalid(f"Invalid value at '{path}': must be a list.")
     env = []
     for index, item in enumerate(variables):
         variable = _Body(item, f"{path}[{index}]")
@@ -671,7 +667,7 @@ def parse_label_selector(selector: str) -> list[_Requirement]:
     while position < len(text):
         match = _REQUIREMENT.match(text, position)
         if match is None or match.end() == position:
-            raise _invalid(f"Invalid labelSelector {json.dumps(selector[:200])}: unable to parse "
+            raise invalid(f"Invalid labelSelector {json.dumps(selector[:200])}: unable to parse "
                            f"requirement at position {position}.")
         position = match.end()
         if match["absent"]:
@@ -766,7 +762,7 @@ class CloudRunV1:
     def _dry_run(query: dict[str, str]) -> bool:
         value = query.pop("dryRun", "")
         if value not in ("", "all"):
-            raise _invalid(f"Invalid dryRun {value!r}: the only value is 'all'.")
+            raise invalid(f"Invalid dryRun {value!r}: the only value is 'all'.")
         return value == "all"
 
     def _all_pages(self, method: str, request: Any, field: str) -> Iterator[Any]:
@@ -784,7 +780,7 @@ class CloudRunV1:
         token = query.pop("continue", "")
         query.pop("labelSelector", None)
         for key in query:
-            raise _invalid(f"Invalid JSON payload received. Unknown name \"{key}\": Cannot bind "
+            raise invalid(f"Invalid JSON payload received. Unknown name \"{key}\": Cannot bind "
                            "query parameter.")
         try:
             if limit == 0 and not token:
@@ -792,7 +788,7 @@ class CloudRunV1:
             else:
                 page = paging.page_of(items, page_size=limit, page_token=token, scope=scope)
         except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
-            raise _invalid(str(error)) from None
+            raise invalid(str(error)) from None
         body: dict[str, Any] = {"apiVersion": API_VERSION, "kind": _LIST_KINDS[collection],
                                 "metadata": {}, "items": page.items}
         if page.next_page_token:
@@ -810,10 +806,10 @@ class CloudRunV1:
         validate_only = self._dry_run(query)
         body_project, location, job_id, job, _ = job_from_v1(body, location=region)
         if body_project and body_project != project:
-            raise _invalid(f"Invalid metadata.namespace {body_project!r}: the request is for "
+            raise invalid(f"Invalid metadata.namespace {body_project!r}: the request is for "
                            f"namespace {project!r}.")
         if not location:
-            raise _invalid("This is the global endpoint: create the job on a regional one "
+            raise invalid("This is the global endpoint: create the job on a regional one "
                            f"(REGION-HOST:PORT), or give the label {LOCATION_LABEL!r}.")
         operation = self._call("Jobs.CreateJob", run_v2.CreateJobRequest(
             parent=f"projects/{project}/locations/{location}", job=job, job_id=job_id,
@@ -843,7 +839,7 @@ class CloudRunV1:
         validate_only = self._dry_run(query)
         body_project, location, body_id, job, etag = job_from_v1(body, location=region)
         if body_id and body_id != job_id:
-            raise _invalid(f"Invalid metadata.name {body_id!r}: the request is for job {job_id!r}.")
+            raise invalid(f"Invalid metadata.name {body_id!r}: the request is for job {job_id!r}.")
         if not location:
             current = self._find(project, region,
                                  lambda loc: f"projects/{project}/locations/{loc}/jobs/{job_id}",

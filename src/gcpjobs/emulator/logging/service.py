@@ -33,7 +33,8 @@ from typing import Any
 import grpc
 from google.cloud.logging_v2 import types as logging_types
 
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator import clock
+from gcpjobs.emulator.errors import ServiceError, invalid
 from gcpjobs.emulator.logging.filters import SEVERITIES, Filter, FilterError, parse_filter
 from gcpjobs.emulator.logging.sources import Entry, LogFiles
 from gcpjobs.emulator.names import is_plain_segment, quoted
@@ -60,33 +61,29 @@ _PATH_PINS = ("resource.labels.job_id", "resource.labels.job_name", "resource.la
               "labels.run.googleapis.com/execution_name")
 
 
-def _invalid(message: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
 def _projects(resource_names: Any) -> list[str]:
     names = list(resource_names)
     if not names:
-        raise _invalid("resource_names is required: name at least one, e.g. \"projects/my-project\"")
+        raise invalid("resource_names is required: name at least one, e.g. \"projects/my-project\"")
     if len(names) > MAX_RESOURCE_NAMES:
-        raise _invalid(f"At most {MAX_RESOURCE_NAMES} resource_names are allowed; got {len(names)}")
+        raise invalid(f"At most {MAX_RESOURCE_NAMES} resource_names are allowed; got {len(names)}")
     projects = []
     for name in names:
         parts = name.split("/")
         if len(parts) == 8 and parts[2::2] == ["locations", "buckets", "views"] and all(parts[1::2]):
             parts = parts[:2]  # a log view of the project: the project's entries
         if len(parts) != 2 or parts[0] not in _PARENT_KINDS or not parts[1]:
-            raise _invalid(f"Invalid resource name {quoted(name)}: use \"projects/PROJECT_ID\"")
+            raise invalid(f"Invalid resource name {quoted(name)}: use \"projects/PROJECT_ID\"")
         if parts[0] == "projects":
             try:
                 check_project(parts[1])
             except SpecError as error:
-                raise _invalid(f"Invalid project resource name {quoted(name)}: {error.reason}, "
+                raise invalid(f"Invalid project resource name {quoted(name)}: {error.reason}, "
                                "or a project number") from None
             projects.append(parts[1])
         elif not _OTHER_PARENT_ID[parts[0]].match(parts[1]):
             # organizations/123, folders/456, billingAccounts/012345-6789AB-CDEF01: ids, never paths.
-            raise _invalid(f"Invalid resource name {quoted(name)}: not a {parts[0]} id")
+            raise invalid(f"Invalid resource name {quoted(name)}: not a {parts[0]} id")
     return projects
 
 
@@ -101,7 +98,7 @@ def _filter(text: str) -> Filter:
     try:
         return parse_filter(text)
     except FilterError as error:
-        raise _invalid(f"Invalid filter: {error}") from None
+        raise invalid(f"Invalid filter: {error}") from None
 
 
 _LogEntryPb = logging_types.LogEntry.pb()
@@ -240,15 +237,15 @@ class LoggingService:
         order = request.order_by.strip().lower()
         order = " ".join(order.split())
         if order not in _ORDERS:
-            raise _invalid(f'Invalid order_by "{request.order_by}": use "timestamp asc" or "timestamp desc"')
+            raise invalid(f'Invalid order_by "{request.order_by}": use "timestamp asc" or "timestamp desc"')
         if request.page_size < 0:
-            raise _invalid("page_size must not be negative")
+            raise invalid("page_size must not be negative")
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         scope = f"{sorted(request.resource_names)}|{order}"
         try:
             offset = decode_page_token(request.page_token, request.filter, scope=scope)
         except InvalidPageToken as error:
-            raise _invalid(str(error)) from None
+            raise invalid(str(error)) from None
         entries = self._listings.take(request.page_token) if request.page_token else None
         if entries is None:
             entries = self.matching(projects, where, descending=_ORDERS[order])
@@ -283,8 +280,8 @@ class LoggingService:
         where = _filter(first.filter)
         window = first.buffer_window.total_seconds() if "buffer_window" in first else 2.0
         if not 0 <= window <= 60:
-            raise _invalid("buffer_window must be between 0 and 60000 milliseconds")
-        start = (datetime.now(timezone.utc) - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            raise invalid("buffer_window must be between 0 and 60000 milliseconds")
+        start = clock.rfc3339(clock.now() - timedelta(seconds=window))
         seated = self.tail_seats.take(projects)
         try:  # the seat is given back however the stream ends: closed, cancelled, shut down
             sent: set[str] = set()

@@ -19,7 +19,7 @@ from google.cloud.secretmanager_v1 import types as sm
 from google.protobuf import empty_pb2, timestamp_pb2
 
 from gcpjobs.emulator import names
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.errors import ServiceError, invalid
 from gcpjobs.emulator.paging import (
     InvalidPageSize,
     InvalidPageToken,
@@ -42,10 +42,6 @@ _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 
-def _invalid(message: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromNanoseconds(int(seconds * 1e9))
@@ -55,7 +51,7 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
 def _parent(text: str) -> str:
     match = _PARENT.match(text)
     if match is None:
-        raise _invalid(f"Invalid resource field value in the request: parent {text!r} must be "
+        raise invalid(f"Invalid resource field value in the request: parent {text!r} must be "
                        "projects/PROJECT")
     names.check_project_id(match.group(1))
     return match.group(1)
@@ -64,7 +60,7 @@ def _parent(text: str) -> str:
 def _secret_name(text: str) -> tuple[str, str]:
     match = _SECRET.match(text)
     if match is None or not is_secret_id(match.group(2)):
-        raise _invalid(f"Invalid resource field value in the request: {text!r} is not "
+        raise invalid(f"Invalid resource field value in the request: {text!r} is not "
                        "projects/PROJECT/secrets/SECRET_ID")
     names.check_project_id(match.group(1))
     return match.group(1), match.group(2)
@@ -73,11 +69,11 @@ def _secret_name(text: str) -> tuple[str, str]:
 def _version_name(text: str) -> tuple[str, str, str]:
     match = _VERSION.match(text)
     if match is None or not is_secret_id(match.group(2)):
-        raise _invalid(f"Invalid resource field value in the request: {text!r} is not "
+        raise invalid(f"Invalid resource field value in the request: {text!r} is not "
                        "projects/PROJECT/secrets/SECRET_ID/versions/VERSION")
     version = match.group(3)
     if version != "latest" and not (version.isdigit() and int(version) > 0):
-        raise _invalid(f"Invalid resource field value in the request: version {version!r} must "
+        raise invalid(f"Invalid resource field value in the request: version {version!r} must "
                        "be a positive number or 'latest'")
     names.check_project_id(match.group(1))
     return match.group(1), match.group(2), version
@@ -85,10 +81,10 @@ def _version_name(text: str) -> tuple[str, str, str]:
 
 def _check_labels(labels: dict[str, str]) -> None:
     if len(labels) > 64:
-        raise _invalid(f"A secret takes at most 64 labels, not {len(labels)}")
+        raise invalid(f"A secret takes at most 64 labels, not {len(labels)}")
     for key, value in labels.items():
         if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
-            raise _invalid(f"Invalid label {key!r}: keys are 1-63 lower case letters, digits, "
+            raise invalid(f"Invalid label {key!r}: keys are 1-63 lower case letters, digits, "
                            "'_' and '-' starting with a letter; values are 0-63 of the same")
 
 
@@ -126,7 +122,7 @@ class SecretManagerService:
     def create_secret(self, request: sm.CreateSecretRequest) -> sm.Secret:
         project = _parent(request.parent)
         if not is_secret_id(request.secret_id):
-            raise _invalid(f"Invalid secret_id {request.secret_id!r}: use 1-255 letters, "
+            raise invalid(f"Invalid secret_id {request.secret_id!r}: use 1-255 letters, "
                            "digits, '-' and '_'")
         labels = dict(request.secret.labels)
         _check_labels(labels)
@@ -154,12 +150,12 @@ class SecretManagerService:
     def list_secrets(self, request: sm.ListSecretsRequest) -> sm.ListSecretsResponse:
         project = _parent(request.parent)
         if request.filter:
-            raise _invalid("This emulator does not filter secrets; list without a filter")
+            raise invalid("This emulator does not filter secrets; list without a filter")
         try:
             size = effective_page_size(request.page_size)
             offset = decode_page_token(request.page_token, "", scope=request.parent)
         except (InvalidPageSize, InvalidPageToken) as error:
-            raise _invalid(str(error)) from None
+            raise invalid(str(error)) from None
         records = [record for secret_id in self.store.secret_ids()
                    if (record := self._record(project, secret_id)) is not None]
         page = records[offset:offset + size]
@@ -181,10 +177,10 @@ class SecretManagerService:
         project, record = self._found(request.parent)
         data = bytes(request.payload.data)
         if len(data) > MAX_PAYLOAD_BYTES:
-            raise _invalid(f"Secret payload data is {len(data)} bytes; the limit is "
+            raise invalid(f"Secret payload data is {len(data)} bytes; the limit is "
                            f"{MAX_PAYLOAD_BYTES} bytes")
         if "data_crc32c" in request.payload and request.payload.data_crc32c != crc32c(data):
-            raise _invalid("Checksum mismatch: the payload's data_crc32c is not the CRC32C of "
+            raise invalid("Checksum mismatch: the payload's data_crc32c is not the CRC32C of "
                            "its data; the data was corrupted on the way")
         number = self.store.add_bytes(record.secret_id, data)
         return sm.SecretVersion(

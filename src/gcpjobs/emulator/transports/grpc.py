@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from gcpjobs.emulator.dispatch import Dispatcher, Method
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.errors import ServiceError, internal_message
 from gcpjobs.emulator.logging.service import MAX_OPEN_TAILS
 
 _log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def _behaviour(dispatcher: Dispatcher, method: Method) -> Callable[[Any, grpc.Se
             context.abort(error.code, error.message)
         except Exception as error:  # a bug must still answer, and be visible in the log
             _log.exception("%s failed", method.key)
-            context.abort(grpc.StatusCode.INTERNAL, f"Internal error in the gcpjobs emulator: {error}")
+            context.abort(grpc.StatusCode.INTERNAL, internal_message(error))
 
     return handle
 
@@ -52,7 +52,7 @@ def _streaming_behaviour(
             context.abort(error.code, error.message)
         except Exception as error:
             _log.exception("%s failed", method.key)
-            context.abort(grpc.StatusCode.INTERNAL, f"Internal error in the gcpjobs emulator: {error}")
+            context.abort(grpc.StatusCode.INTERNAL, internal_message(error))
         finally:
             # Closed now, not when collected: the service frees what the stream held (its
             # place under the cap on open tails) as soon as the stream ends.

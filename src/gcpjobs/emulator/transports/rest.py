@@ -80,7 +80,7 @@ from google.protobuf.message import Message as ProtobufMessage
 
 from gcpjobs.emulator.cloudrun import v1
 from gcpjobs.emulator.dispatch import Dispatcher, Method
-from gcpjobs.emulator.errors import ServiceError, http_status_for
+from gcpjobs.emulator.errors import ServiceError, http_status_for, internal_message
 from gcpjobs.emulator.transports import front
 from gcpjobs.emulator.transports.admin import Admin, AdminReply
 
@@ -99,70 +99,67 @@ class _Route:
     body_field: str | None = None  # the field the JSON body fills; "*": the whole request; None: no body
 
 
-_SECRET = r"projects/[^/]+/secrets/[^/:]+"
+def _route(http_method: str, path: str, method_key: str, path_field: str,
+           body_field: str | None = None) -> _Route:
+    """`path`: a regular expression for the whole URL path, its captured group the resource
+    name the route fills in."""
+    return _Route(http_method, re.compile(f"^{path}$"), method_key, path_field, body_field)
+
+
+# The resource names routes capture, each written once.
+_CUSTOM_JOB = rf"{_LOCATION}/customJobs/[^/:]+"
+_JOB = rf"{_LOCATION}/jobs/[^/:]+"
+_EXECUTION = rf"{_JOB}/executions/[^/:]+"
+_TASK = rf"{_EXECUTION}/tasks/[^/:]+"
+_OPERATION = rf"{_LOCATION}/operations/[^/:]+"
+_SECRETS_PARENT = r"projects/[^/]+"
+_SECRET = rf"{_SECRETS_PARENT}/secrets/[^/:]+"
+_SECRET_VERSION = rf"{_SECRET}/versions/[^/:]+"
+
 _SECRET_MANAGER_ROUTES = (
-    _Route("POST", re.compile(r"^/v1/(projects/[^/]+)/secrets$"),
-           "SecretManagerService.CreateSecret", "parent", "secret"),
-    _Route("GET", re.compile(r"^/v1/(projects/[^/]+)/secrets$"),
-           "SecretManagerService.ListSecrets", "parent"),
-    _Route("GET", re.compile(rf"^/v1/({_SECRET})$"), "SecretManagerService.GetSecret", "name"),
-    _Route("DELETE", re.compile(rf"^/v1/({_SECRET})$"),
-           "SecretManagerService.DeleteSecret", "name"),
-    _Route("POST", re.compile(rf"^/v1/({_SECRET}):addVersion$"),
-           "SecretManagerService.AddSecretVersion", "parent", "*"),
-    _Route("GET", re.compile(rf"^/v1/({_SECRET}/versions/[^/:]+):access$"),
-           "SecretManagerService.AccessSecretVersion", "name"),
+    _route("POST", rf"/v1/({_SECRETS_PARENT})/secrets", "SecretManagerService.CreateSecret",
+           "parent", "secret"),
+    _route("GET", rf"/v1/({_SECRETS_PARENT})/secrets", "SecretManagerService.ListSecrets", "parent"),
+    _route("GET", rf"/v1/({_SECRET})", "SecretManagerService.GetSecret", "name"),
+    _route("DELETE", rf"/v1/({_SECRET})", "SecretManagerService.DeleteSecret", "name"),
+    _route("POST", rf"/v1/({_SECRET}):addVersion", "SecretManagerService.AddSecretVersion",
+           "parent", "*"),
+    _route("GET", rf"/v1/({_SECRET_VERSION}):access", "SecretManagerService.AccessSecretVersion",
+           "name"),
 )
 
 _ROUTES = (
-    _Route("POST", re.compile(rf"^/v1/({_LOCATION})/customJobs$"),
-           "JobService.CreateCustomJob", "parent", "custom_job"),
-    _Route("GET", re.compile(rf"^/v1/({_LOCATION})/customJobs$"),
-           "JobService.ListCustomJobs", "parent"),
-    _Route("GET", re.compile(rf"^/v1/({_LOCATION}/customJobs/[^/:]+)$"),
-           "JobService.GetCustomJob", "name"),
-    _Route("DELETE", re.compile(rf"^/v1/({_LOCATION}/customJobs/[^/:]+)$"),
-           "JobService.DeleteCustomJob", "name"),
-    _Route("POST", re.compile(rf"^/v1/({_LOCATION}/customJobs/[^/:]+):cancel$"),
-           "JobService.CancelCustomJob", "name"),
+    _route("POST", rf"/v1/({_LOCATION})/customJobs", "JobService.CreateCustomJob", "parent",
+           "custom_job"),
+    _route("GET", rf"/v1/({_LOCATION})/customJobs", "JobService.ListCustomJobs", "parent"),
+    _route("GET", rf"/v1/({_CUSTOM_JOB})", "JobService.GetCustomJob", "name"),
+    _route("DELETE", rf"/v1/({_CUSTOM_JOB})", "JobService.DeleteCustomJob", "name"),
+    _route("POST", rf"/v1/({_CUSTOM_JOB}):cancel", "JobService.CancelCustomJob", "name"),
     # The GAPIC operations client tries the /ui/ binding first, then /v1/.
-    _Route("GET", re.compile(rf"^/(?:v1|ui)/({_LOCATION}/operations/[^/:]+)$"),
-           "Operations.GetOperation", "name"),
-    _Route("GET", re.compile(rf"^/(?:v1|ui)/({_LOCATION})/operations$"),
-           "Operations.ListOperations", "name"),
+    _route("GET", rf"/(?:v1|ui)/({_OPERATION})", "Operations.GetOperation", "name"),
+    _route("GET", rf"/(?:v1|ui)/({_LOCATION})/operations", "Operations.ListOperations", "name"),
     # Cloud Run Admin API v2 (the GAPIC rest_base files of google-cloud-run).
-    _Route("POST", re.compile(rf"^/v2/({_LOCATION})/jobs$"), "Jobs.CreateJob", "parent", "job"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION})/jobs$"), "Jobs.ListJobs", "parent"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)$"), "Jobs.GetJob", "name"),
-    _Route("PATCH", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)$"), "Jobs.UpdateJob",
-           "job.name", "job"),
-    _Route("DELETE", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)$"), "Jobs.DeleteJob", "name"),
-    _Route("POST", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+):run$"), "Jobs.RunJob", "name", "*"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+)/executions$"),
-           "Executions.ListExecutions", "parent"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+)$"),
-           "Executions.GetExecution", "name"),
-    _Route("DELETE", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+)$"),
-           "Executions.DeleteExecution", "name"),
-    _Route("POST", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+):cancel$"),
-           "Executions.CancelExecution", "name", "*"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+)/tasks$"),
-           "Tasks.ListTasks", "parent"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/jobs/[^/:]+/executions/[^/:]+/tasks/[^/:]+)$"),
-           "Tasks.GetTask", "name"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+)$"),
-           "Operations.GetOperation", "name"),
-    _Route("DELETE", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+)$"),
-           "Operations.DeleteOperation", "name"),
-    _Route("GET", re.compile(rf"^/v2/({_LOCATION})/operations$"),
-           "Operations.ListOperations", "name"),
-    _Route("POST", re.compile(rf"^/v2/({_LOCATION}/operations/[^/:]+):wait$"),
-           "Operations.WaitOperation", "name", "*"),
+    _route("POST", rf"/v2/({_LOCATION})/jobs", "Jobs.CreateJob", "parent", "job"),
+    _route("GET", rf"/v2/({_LOCATION})/jobs", "Jobs.ListJobs", "parent"),
+    _route("GET", rf"/v2/({_JOB})", "Jobs.GetJob", "name"),
+    _route("PATCH", rf"/v2/({_JOB})", "Jobs.UpdateJob", "job.name", "job"),
+    _route("DELETE", rf"/v2/({_JOB})", "Jobs.DeleteJob", "name"),
+    _route("POST", rf"/v2/({_JOB}):run", "Jobs.RunJob", "name", "*"),
+    _route("GET", rf"/v2/({_JOB})/executions", "Executions.ListExecutions", "parent"),
+    _route("GET", rf"/v2/({_EXECUTION})", "Executions.GetExecution", "name"),
+    _route("DELETE", rf"/v2/({_EXECUTION})", "Executions.DeleteExecution", "name"),
+    _route("POST", rf"/v2/({_EXECUTION}):cancel", "Executions.CancelExecution", "name", "*"),
+    _route("GET", rf"/v2/({_EXECUTION})/tasks", "Tasks.ListTasks", "parent"),
+    _route("GET", rf"/v2/({_TASK})", "Tasks.GetTask", "name"),
+    _route("GET", rf"/v2/({_OPERATION})", "Operations.GetOperation", "name"),
+    _route("DELETE", rf"/v2/({_OPERATION})", "Operations.DeleteOperation", "name"),
+    _route("GET", rf"/v2/({_LOCATION})/operations", "Operations.ListOperations", "name"),
+    _route("POST", rf"/v2/({_OPERATION}):wait", "Operations.WaitOperation", "name", "*"),
     # Cloud Logging v2 (the JSON API google-cloud-logging's HTTP client speaks). Tail is a
     # stream of TailLogEntriesResponse for one TailLogEntriesRequest body (the REST reference's
     # entries.tail); see the module notes for how it is sent and when it ends.
-    _Route("POST", re.compile(r"^/v2/entries:list$"), "LoggingServiceV2.ListLogEntries", "", "*"),
-    _Route("POST", re.compile(r"^/v2/entries:tail$"), "LoggingServiceV2.TailLogEntries", "", "*"),
+    _route("POST", r"/v2/entries:list", "LoggingServiceV2.ListLogEntries", "", "*"),
+    _route("POST", r"/v2/entries:tail", "LoggingServiceV2.TailLogEntries", "", "*"),
     # Secret Manager v1 (the GAPIC rest_base of google-cloud-secret-manager).
     *_SECRET_MANAGER_ROUTES,
 )
@@ -172,8 +169,11 @@ _DEADLINE_HEADER = "X-Server-Timeout"
 WORKERS = 64
 
 
-def google_error(code: grpc.StatusCode, message: str) -> tuple[int, dict[str, Any]]:
-    status = http_status_for(code)
+def google_error(code: grpc.StatusCode, message: str,
+                 http_status: int | None = None) -> tuple[int, dict[str, Any]]:
+    """A Google JSON error; its HTTP status is the code's unless `http_status` says otherwise
+    (413, 431: what the HTTP front refuses has statuses of its own)."""
+    status = http_status if http_status is not None else http_status_for(code)
     return status, {"error": {"code": status, "message": message, "status": code.name}}
 
 
@@ -357,8 +357,7 @@ def _json_response(status: int, data: bytes, *, close: bool = False,
 
 def _error_response(code: grpc.StatusCode, message: str, *, close: bool = False,
                     http_status: int | None = None) -> web_response.Response:
-    status = http_status if http_status is not None else http_status_for(code)
-    payload = {"error": {"code": status, "message": message, "status": code.name}}
+    status, payload = google_error(code, message, http_status)
     return _json_response(status, json.dumps(payload).encode(), close=close)
 
 
@@ -593,7 +592,7 @@ class RestServer:
         except Exception as error:  # a bug must still answer, and be visible in the log
             _log.exception("REST %s failed", request.method)
             return _error_response(grpc.StatusCode.INTERNAL,
-                                   f"Internal error in the gcpjobs emulator: {error}", close=True)
+                                   internal_message(error), close=True)
 
     async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
@@ -723,7 +722,7 @@ class RestServer:
         except Exception as error:  # a bug must still answer, and be visible in the log
             _log.exception("admin %s %s failed", http_method, path[:200])
             return (*_error_bytes(grpc.StatusCode.INTERNAL,
-                                  f"Internal error in the gcpjobs emulator: {error}"),
+                                  internal_message(error)),
                     "application/json")
         if isinstance(reply.body, str):
             return reply.status, reply.body.encode(), "text/plain"
@@ -740,7 +739,7 @@ class RestServer:
         except Exception as error:  # a bug must still answer, and be visible in the log
             _log.exception("%s %s failed", route.http_method, captured[:200])
             return _error_bytes(grpc.StatusCode.INTERNAL,
-                                f"Internal error in the gcpjobs emulator: {error}")
+                                internal_message(error))
 
     def _v1_reply(self, http_method: str, path: str, query: str, body: bytes,
                   region: str | None) -> tuple[int, bytes]:
@@ -758,7 +757,7 @@ class RestServer:
         except Exception as error:  # a bug must still answer, and be visible in the log
             _log.exception("v1 %s %s failed", http_method, path[:200])
             return _error_bytes(grpc.StatusCode.INTERNAL,
-                                f"Internal error in the gcpjobs emulator: {error}")
+                                internal_message(error))
 
     def _open_stream(self, method: Method, route: _Route, captured: str, query: str, body: bytes,
                      deadline_header: str | None, numeric_enums: bool) -> _Stream:
@@ -843,7 +842,7 @@ class RestServer:
             else:
                 _log.exception("streaming %s failed", request.method)
                 code, message = (grpc.StatusCode.INTERNAL,
-                                 f"Internal error in the gcpjobs emulator: {error}")
+                                 internal_message(error))
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await element(json.dumps(google_error(code, message)[1]).encode())
                 await response.write(b"]")

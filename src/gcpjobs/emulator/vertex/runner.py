@@ -22,17 +22,17 @@ from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1 import JobState as State
 
 from gcpjobs.emulator.config import Timings as Timings  # re-exported (older imports)
+from gcpjobs.emulator.errors import internal_message
 from gcpjobs.emulator.executor import (
     JobEnvironment,
-    JobExecution,
     LaunchError,
-    Outcome,
     ReplicaLaunch,
     job_dir,
     signal_text,
     write_service_log,
 )
 from gcpjobs.emulator.threads import AdvanceError, RunThreads, hold
+from gcpjobs.emulator.vertex.execution import JobExecution, Outcome
 from gcpjobs.emulator.vertex.replicas import plan_replicas
 
 _log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class ProcessRunner:
         except Exception as error:  # a bug here must not leave the job RUNNING forever
             _log.exception("job %s failed inside the emulator", job.name)
             self._finish(job.name, control, State.JOB_STATE_FAILED,
-                         JobError(CODE_INTERNAL, f"Internal error in the gcpjobs emulator: {error}"))
+                         JobError(CODE_INTERNAL, internal_message(error)))
         finally:
             with control.cond:
                 control.done = True

@@ -29,7 +29,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import grpc
@@ -37,14 +36,15 @@ from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1 import CustomJob
 from google.cloud.aiplatform_v1 import JobState as State
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2
+from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
-from gcpjobs.emulator import limits, names, paging
+from gcpjobs.emulator import clock, limits, names, paging
 from gcpjobs.emulator.config import Timings
-from gcpjobs.emulator.errors import ServiceError
+from gcpjobs.emulator.errors import ServiceError, invalid
 from gcpjobs.emulator.executor import JobEnvironment, job_dir, stop_leftovers
-from gcpjobs.emulator.operations import OperationRegistry
+from gcpjobs.emulator.messages import copy
+from gcpjobs.emulator.operations import OperationRegistry, new_operation
 from gcpjobs.emulator.store import JobStore, StoredJob
 from gcpjobs.emulator.threads import AdvanceError
 from gcpjobs.emulator.vertex import filters
@@ -70,29 +70,6 @@ RESTARTED_MESSAGE = (
 )
 
 SERVICE = "Vertex AI"  # in "Location ... is not a Vertex AI region"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _copy(job: CustomJob) -> CustomJob:
-    pb = CustomJob.pb(job)
-    duplicate = type(pb)()
-    duplicate.CopyFrom(pb)
-    return CustomJob.wrap(duplicate)
-
-
-def _invalid(message: str) -> ServiceError:
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def parse_parent(parent: str) -> tuple[str, str]:
-    return names.location_name(parent, service=SERVICE)
 
 
 def parse_job_name(name: str) -> tuple[str, str, str]:
@@ -176,19 +153,19 @@ class JobService:
     # ---------------------------------------------------------------------------- JobService
 
     def create_custom_job(self, request: aiplatform_v1.CreateCustomJobRequest) -> CustomJob:
-        project, location = parse_parent(request.parent)
+        project, location = names.location_name(request.parent, service=SERVICE)
         limits.check_request_size(request)
         if "custom_job" not in request:
-            raise _invalid(format_found_errors([FieldProblem("custom_job", REQUIRED)]))
+            raise invalid(format_found_errors([FieldProblem("custom_job", REQUIRED)]))
         problems = validate_custom_job(request.custom_job)
         if problems:
-            raise _invalid(format_found_errors(problems))
-        job = _copy(request.custom_job)
+            raise invalid(format_found_errors(problems))
+        job = copy(request.custom_job)
         # Output-only fields a client may have sent are ignored, as the real service does.
         for output_only in ("name", "state", "create_time", "start_time", "end_time",
                             "update_time", "error", "web_access_uris"):
             delattr(job, output_only)
-        now = _now()
+        now = clock.now()
         with self._lock:
             job_id = self._new_id()
             job.name = f"projects/{project}/locations/{location}/customJobs/{job_id}"
@@ -214,11 +191,11 @@ class JobService:
     def list_custom_jobs(
         self, request: aiplatform_v1.ListCustomJobsRequest
     ) -> aiplatform_v1.ListCustomJobsResponse:
-        project, location = parse_parent(request.parent)
+        project, location = names.location_name(request.parent, service=SERVICE)
         try:
             matches = filters.compile_filter(request.filter)
         except filters.FilterError as error:
-            raise _invalid(str(error)) from None
+            raise invalid(str(error)) from None
         with self._lock:
             records = [self._jobs[name] for name in reversed(self._order)]
         selected = [
@@ -229,7 +206,7 @@ class JobService:
             page = paging.page_of(selected, page_size=request.page_size, page_token=request.page_token,
                                   filter_text=request.filter, scope=request.parent)
         except (paging.InvalidPageToken, paging.InvalidPageSize) as error:
-            raise _invalid(str(error)) from None
+            raise invalid(str(error)) from None
         return aiplatform_v1.ListCustomJobsResponse(
             custom_jobs=page.items, next_page_token=page.next_page_token
         )
@@ -352,8 +329,8 @@ class JobService:
         web_access_uris: Mapping[str, str] | None = None,
     ) -> None:
         """Record a new state (lock held): times as the proto documents them, then persist."""
-        job = _copy(record.job)
-        now = _now()
+        job = copy(record.job)
+        now = clock.now()
         job.state = state
         job.update_time = now
         if state == State.JOB_STATE_RUNNING and "start_time" not in job:
@@ -377,29 +354,20 @@ class JobService:
                 project=record.project,
                 location=record.location,
                 state=State(job.state).name,
-                create_time=_rfc3339(job.create_time),
-                update_time=_rfc3339(job.update_time),
+                create_time=clock.rfc3339(job.create_time),
+                update_time=clock.rfc3339(job.update_time),
                 labels=dict(job.labels),
                 proto=CustomJob.serialize(job),
             )
         )
 
     def _done_operation(self, record: _Record) -> operations_pb2.Operation:
-        now = _now()
+        now = clock.now()
         metadata = aiplatform_v1.DeleteOperationMetadata(
             generic_metadata=aiplatform_v1.GenericOperationMetadata(create_time=now, update_time=now)
         )
-        packed_metadata = any_pb2.Any()
-        packed_metadata.Pack(aiplatform_v1.DeleteOperationMetadata.pb(metadata))
-        packed_response = any_pb2.Any()
-        packed_response.Pack(empty_pb2.Empty())
         operation_id = str(10**17 + secrets.randbelow(9 * 10**18 - 10**17))
-        operation = operations_pb2.Operation(
-            name=f"projects/{record.project}/locations/{record.location}/operations/{operation_id}",
-            metadata=packed_metadata,
-            done=True,
-            response=packed_response,
-        )
+        operation = new_operation(record.project, record.location, operation_id, metadata, empty_pb2.Empty())
         self._operations.put(operation, now)
         return operation
 
