@@ -17,45 +17,29 @@ Safety, as for Vertex: a call whose reply was lost is never sent again blindly.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import functools
 import logging
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Collection,
-    Coroutine,
-)
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from typing import TYPE_CHECKING, Any
 
-from gcpjobs.clients.base import (
-    AsyncJobClientBase,
-    SyncJobClientBase,
-    Transport,
-    statuses_by_listing,
-)
+from typing_extensions import Unpack
+
+from gcpjobs.clients.base import AsyncJobClientBase, SyncJobClientBase, Transport, WaitOptions
 from gcpjobs.clients.connection import client_info
 from gcpjobs.clients.convert import container_of, execution_to_status
-from gcpjobs.clients.retry import (
-    call_with_retry,
-)
+from gcpjobs.clients.gapic import ThreadedGapicClient, close_gapic
+from gcpjobs.clients.retry import call_with_retry
 from gcpjobs.clients.target import Target
-from gcpjobs.core.poll import OnChange, wait_until_terminal
 from gcpjobs.core.ratelimit import RateLimit, acquire
 from gcpjobs.errors import ApiError, GcpJobsError
 from gcpjobs.results import Container, JobResult, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
-from gcpjobs.states import JobState
 
 if TYPE_CHECKING:
     from gcpjobs.specs.cloudrun import CloudRunJob
-
-T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -74,22 +58,6 @@ def job_name_of(execution_name: str) -> str:
 # --------------------------------------------------------------------- transport adapters
 
 
-class _RunApi(Protocol):
-    """The Cloud Run v2 calls gcpjobs makes, one attempt each (no retries here)."""
-
-    async def create_job(self, parent: str, job: Any, job_id: str, timeout: float) -> Any: ...
-    async def update_job(self, job: Any, timeout: float) -> Any: ...
-    async def get_job(self, name: str, timeout: float) -> Any: ...
-    async def delete_job(self, name: str, timeout: float) -> None: ...
-    async def run_job(self, name: str, timeout: float) -> Any | None: ...
-    async def get_execution(self, name: str, timeout: float) -> Any: ...
-    async def list_executions(
-        self, parent: str, page_size: int, page_token: str, timeout: float
-    ) -> tuple[builtins.list[Any], str]: ...
-    async def cancel_execution(self, name: str, timeout: float) -> None: ...
-    async def close(self) -> None: ...
-
-
 def _execution_of(operation: Any) -> Any | None:
     """RunJob's operation names the execution in its metadata (an Execution) from the start."""
     try:
@@ -101,8 +69,10 @@ def _execution_of(operation: Any) -> Any | None:
     return metadata
 
 
-class _GrpcRunApi:
-    """`JobsAsyncClient` and `ExecutionsAsyncClient`; retries are ours, GAPIC's are off.
+class _RunApi:
+    """The Cloud Run v2 calls gcpjobs makes, one attempt each (retries are ours, GAPIC's are
+    off), over `JobsAsyncClient` and `ExecutionsAsyncClient` (gRPC) or the REST clients in
+    threads (`gapic.py`).
 
     Long-running operations of create, update and delete are awaited (the job must be ready
     before it runs); those of run and cancel are not: the execution is what gets watched.
@@ -154,80 +124,8 @@ class _GrpcRunApi:
 
     async def close(self) -> None:
         # Both clients share one channel on the emulator; closing it twice is harmless.
-        await self._jobs.transport.close()
-        await self._executions.transport.close()
-
-
-class _RestRunApi:
-    """The sync REST clients, each call in a worker thread."""
-
-    def __init__(self, jobs: Any, executions: Any) -> None:
-        self._jobs = jobs
-        self._executions = executions
-
-    async def _thread(self, function: Callable[[], T]) -> T:
-        return await asyncio.to_thread(function)
-
-    async def create_job(self, parent: str, job: Any, job_id: str, timeout: float) -> Any:
-        return await self._thread(
-            lambda: self._jobs.create_job(
-                parent=parent, job=job, job_id=job_id, retry=None, timeout=timeout
-            ).result(timeout=timeout)
-        )
-
-    async def update_job(self, job: Any, timeout: float) -> Any:
-        return await self._thread(
-            lambda: self._jobs.update_job(job=job, retry=None, timeout=timeout).result(
-                timeout=timeout
-            )
-        )
-
-    async def get_job(self, name: str, timeout: float) -> Any:
-        return await self._thread(
-            lambda: self._jobs.get_job(name=name, retry=None, timeout=timeout)
-        )
-
-    async def delete_job(self, name: str, timeout: float) -> None:
-        await self._thread(
-            lambda: self._jobs.delete_job(name=name, retry=None, timeout=timeout).result(
-                timeout=timeout
-            )
-        )
-
-    async def run_job(self, name: str, timeout: float) -> Any | None:
-        return await self._thread(
-            lambda: _execution_of(self._jobs.run_job(name=name, retry=None, timeout=timeout))
-        )
-
-    async def get_execution(self, name: str, timeout: float) -> Any:
-        return await self._thread(
-            lambda: self._executions.get_execution(name=name, retry=None, timeout=timeout)
-        )
-
-    async def list_executions(
-        self, parent: str, page_size: int, page_token: str, timeout: float
-    ) -> tuple[builtins.list[Any], str]:
-        from google.cloud.run_v2 import ListExecutionsRequest
-
-        def one_page() -> tuple[builtins.list[Any], str]:
-            pager = self._executions.list_executions(
-                request=ListExecutionsRequest(
-                    parent=parent, page_size=page_size, page_token=page_token
-                ),
-                retry=None, timeout=timeout,
-            )
-            return builtins.list(pager.executions), str(pager.next_page_token)
-
-        return await self._thread(one_page)
-
-    async def cancel_execution(self, name: str, timeout: float) -> None:
-        await self._thread(
-            lambda: self._executions.cancel_execution(name=name, retry=None, timeout=timeout)
-        )
-
-    async def close(self) -> None:
-        await self._thread(self._jobs.transport.close)
-        await self._thread(self._executions.transport.close)
+        await close_gapic(self._jobs)
+        await close_gapic(self._executions)
 
 
 def _run_api(target: Target, transport: Transport, credentials: Any) -> _RunApi:
@@ -246,11 +144,15 @@ def _run_api(target: Target, transport: Transport, credentials: Any) -> _RunApi:
             credentials = AnonymousCredentials()
         else:
             options = {"api_endpoint": target.run_endpoint()}
-        return _RestRunApi(
-            JobsClient(transport="rest", client_options=options, credentials=credentials,
-                       client_info=info),
-            ExecutionsClient(transport="rest", client_options=options, credentials=credentials,
-                             client_info=info),
+        return _RunApi(
+            ThreadedGapicClient(JobsClient(
+                transport="rest", client_options=options, credentials=credentials,
+                client_info=info,
+            )),
+            ThreadedGapicClient(ExecutionsClient(
+                transport="rest", client_options=options, credentials=credentials,
+                client_info=info,
+            )),
         )
     if target.is_emulator:
         import grpc
@@ -261,14 +163,14 @@ def _run_api(target: Target, transport: Transport, credentials: Any) -> _RunApi:
 
         # A plaintext server needs an explicit insecure channel: `api_endpoint` alone speaks TLS.
         channel = grpc.aio.insecure_channel(target.run_endpoint())
-        return _GrpcRunApi(
+        return _RunApi(
             JobsAsyncClient(transport=JobsGrpcAsyncIOTransport(channel=channel), client_info=info),
             ExecutionsAsyncClient(
                 transport=ExecutionsGrpcAsyncIOTransport(channel=channel), client_info=info
             ),
         )
     options = {"api_endpoint": target.run_endpoint()}
-    return _GrpcRunApi(
+    return _RunApi(
         JobsAsyncClient(client_options=options, credentials=credentials, client_info=info),
         ExecutionsAsyncClient(client_options=options, credentials=credentials, client_info=info),
     )
@@ -297,6 +199,8 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         Cloud Run names an execution after its job plus a dash and a suffix, so the bare
         execution id is enough.
         """
+        # Not GAPIC's `execution_path`/`parse_execution_path`, as for Vertex's names (see
+        # AsyncVertexClient.resource_name).
         text = execution.strip()
         if text.startswith("projects/"):
             parts = text.split("/")
@@ -318,7 +222,8 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
 
     # ---------------------------------------------------------------------------- plumbing
 
-    async def _api(self) -> _RunApi:
+    async def _api(self, region: str | None = None) -> _RunApi:
+        """The adapter (one per event loop): Cloud Run's endpoint serves every region."""
         target = await self._resolved_target()
         return await self._apis.get(
             target.run_endpoint(),
@@ -327,12 +232,6 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             needs_credentials=not target.is_emulator,
             credentials=self.credentials,
         )
-
-    async def _call(
-        self, method: str, call: Callable[[_RunApi], Coroutine[Any, Any, T]],
-        *, name: str | None = None,
-    ) -> T:
-        return await self._retried(await self._api(), method, call, name=name)
 
     # ------------------------------------------------------------------------------- calls
 
@@ -345,7 +244,12 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         submission_id = submission_id or new_submission_id()
         target = await resolving
         request = build_create_request(job, job.project or target.project, submission_id)
-        job_name = f"{request.parent}/jobs/{job_id_for(job, submission_id)}"
+        from google.cloud.run_v2.services.jobs import JobsClient
+
+        job_name = JobsClient.job_path(
+            **JobsClient.parse_common_location_path(request.parent),
+            job=job_id_for(job, submission_id),
+        )
         await self._ensure_job(request, job_name, submission_id, keep_job=job.keep_job)
         status = await self._start_execution(job_name, submission_id)
         self._record_submission(status, request, submission_id, job)
@@ -440,28 +344,18 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
                 method="RunJob",
             ) from error
 
-    async def _full_name(self, name: str) -> str:
-        await self._resolved_target()
-        return self.resource_name(name)
-
-    async def get(self, name: str) -> JobStatus:
-        full = await self._full_name(name)
+    async def _read(self, full: str) -> Any:
         timeout = self.retry_policy.call_timeout
-        execution = await self._call(
+        return await self._call(
             "GetExecution", lambda api: api.get_execution(full, timeout), name=full
         )
-        status = execution_to_status(execution)
-        self._record_end(status)
-        return status
 
-    async def container(self, name: str) -> Container:
+    def _status_of(self, message: Any) -> JobStatus:
+        return execution_to_status(message)
+
+    def _container_of(self, message: Any) -> Container:
         """The first container the execution runs (command, args, plain env, image)."""
-        full = await self._full_name(name)
-        timeout = self.retry_policy.call_timeout
-        execution = await self._call(
-            "GetExecution", lambda api: api.get_execution(full, timeout), name=full
-        )
-        spec = execution.template.containers[0]
+        spec = message.template.containers[0]
         return container_of(spec, spec.image)
 
     async def list(
@@ -469,7 +363,9 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
     ) -> AsyncIterator[JobStatus]:
         """Executions, newest first: of one job (its id), or of every job in the region."""
         target = await self._resolved_target()
-        parent = f"projects/{target.project}/locations/{region or self.region}/jobs/{job or '-'}"
+        from google.cloud.run_v2.services.jobs import JobsClient
+
+        parent = JobsClient.job_path(target.project, region or self.region, job or "-")
         pages = self._pages(parent, page_size or 0)
         async with contextlib.aclosing(pages):
             async for page in pages:
@@ -487,48 +383,24 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             await acquire(rate_limit)
             executions, token = await self._call(
                 "ListExecutions",
-                functools.partial(_list_page, parent=parent, page_size=page_size,
+                functools.partial(_RunApi.list_executions, parent=parent, page_size=page_size,
                                   page_token=token, timeout=timeout),
             )
             yield [execution_to_status(execution) for execution in executions]
             if not token:
                 return
 
-    async def statuses(
-        self,
-        names: Collection[str],
-        *,
-        rate_limit: RateLimit | None = None,
-        on_status: Callable[[str, JobStatus], None] | None = None,
-    ) -> dict[str, JobStatus]:
-        """The current status of each of these executions, with as few API calls as possible.
+    # `statuses` (the base's): per project and region, ListExecutions of every job
+    # (`.../jobs/-`, newest first; it has no filter) is read page by page only until all of
+    # that region's names have been seen, ended ones included, or until one GetExecution for
+    # each name not yet seen is expected to cost fewer calls than the pages still needed to
+    # reach them (names behind many executions that are not wanted: other processes', kept
+    # jobs' history; see `_status_pages`); those names get a Get each. So a call costs about
+    # min(pages down to the oldest name, Gets of the names past the pages read). A watcher
+    # reports the first pages' changes without waiting for the last page.
 
-        `names` are executions' full resource names (a bare id is taken as in `get`; the
-        result is keyed by full name). Per project and region, ListExecutions of every job
-        (`.../jobs/-`, newest first; it has no filter) is read page by page only until all of
-        that region's names have been seen, ended ones included, or until one GetExecution
-        for each name not yet seen is expected to cost fewer calls than the pages still
-        needed to reach them (names behind many executions that are not wanted: other
-        processes', kept jobs' history; see `_status_pages`); those names get a Get each.
-        So a call costs about min(pages down to the oldest name, Gets of the names past the
-        pages read). Names missing from the result do not exist (their Job was deleted, or
-        they never did). Every call first takes a slot of `rate_limit`; each status is
-        handed to `on_status(name, status)` as soon as its page or Get arrives (a watcher
-        reports the first pages' changes without waiting for the last page).
-        """
-        await self._resolved_target()
-        full = [self.resource_name(name) for name in names]
-        wanted: dict[str, set[str]] = {}
-        for name in full:
-            wanted.setdefault(_listing_scope(name), set()).add(name)
-        return await statuses_by_listing(
-            full,
-            scope_of=_listing_scope,
-            listing=lambda parent: self._status_pages(parent, wanted[parent], rate_limit),
-            get=self.get,
-            rate_limit=rate_limit,
-            on_status=on_status,
-        )
+    def _status_scope(self, name: str) -> str:
+        return _listing_scope(name)
 
     async def _status_pages(
         self, parent: str, wanted: set[str], rate_limit: RateLimit | None
@@ -553,7 +425,8 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
                 await acquire(rate_limit)
                 executions, token = await self._call(
                     "ListExecutions",
-                    functools.partial(_list_page, parent=parent, page_size=_STATUS_PAGE_SIZE,
+                    functools.partial(_RunApi.list_executions, parent=parent,
+                                      page_size=_STATUS_PAGE_SIZE,
                                       page_token=token, timeout=timeout),
                 )
                 page = [execution_to_status(execution) for execution in executions]
@@ -574,29 +447,20 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
                 for name in wanted if name in seen or name in positions
             }
 
-    async def updates(
-        self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
-    ) -> dict[str, JobStatus] | None:
-        """Always None: ListExecutions has no filter, so there is no cheaper way to find what
-        changed than `statuses()` (which callers use instead)."""
-        return None
+    # `updates` is the base's None: ListExecutions has no filter, so there is no cheaper way
+    # to find what changed than `statuses()` (which callers use instead).
 
     async def cancel(self, name: str) -> None:
-        """Ask the service to cancel the execution; it ends CANCELLED later (see `wait`)."""
+        """Ask the service to cancel the execution; it ends CANCELLED later (see `wait`). A
+        retried cancel whose first attempt landed finds the execution already ending."""
         full = await self._full_name(name)
         timeout = self.retry_policy.call_timeout
-        try:
-            await self._call(
-                "CancelExecution", lambda api: api.cancel_execution(full, timeout), name=full
-            )
-        except ApiError as error:
-            # A retried cancel whose first attempt landed finds the execution already ending.
-            if error.code != "FAILED_PRECONDITION":
-                raise
-            if (await self.get(full)).state not in (JobState.CANCELLING, JobState.CANCELLED):
-                raise
+        await self._cancel(
+            "CancelExecution", full, lambda api: api.cancel_execution(full, timeout),
+            only_after_retry=False,
+        )
 
-    async def delete_job(self, name: str) -> None:
+    async def delete(self, name: str) -> None:
         """Delete the Job (and with it its executions), waiting until it is gone. `name` is
         the job's or one of its executions'; a job already gone is not an error."""
         full = name if "/executions/" not in name else job_name_of(name)
@@ -609,43 +473,22 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
             if error.code != "NOT_FOUND":
                 raise
 
+    # Its name before every kind's client had `delete`.
+    delete_job = delete
+
     async def wait(
-        self,
-        name: str,
-        *,
-        on_change: OnChange | None = None,
-        timeout: float | None = None,
-        known: JobStatus | None = None,
-        delete_job: bool = False,
+        self, name: str, *, delete_job: bool = False, **options: Unpack[WaitOptions]
     ) -> JobResult:
         """Poll until the execution ends, reporting every state change seen; the result.
 
-        `known` is a status the caller already has (`create`'s reply), reported first without
-        fetching. `delete_job` deletes the Job once the execution has ended (what `run` does
-        unless the spec keeps it). `timeout` raises `WaitTimeoutError` and leaves it running.
+        `options` are the base's (`on_change`, `timeout`, `known`): `known` is a status the
+        caller already has (`create`'s reply), reported first without fetching. `delete_job`
+        deletes the Job once the execution has ended (what `run` does unless the spec keeps
+        it). `timeout` raises `WaitTimeoutError` and leaves it running.
         """
-        full = await self._full_name(name)
-        status = await wait_until_terminal(
-            lambda: self.get(full),
-            on_change=on_change,
-            interval=self.poll_schedule(),
-            timeout=timeout,
-            name=full,
-            first=known,
-        )
-        self._record_end(status)
+        result = await super().wait(name, **options)
         if delete_job:
-            await self.delete_job(full)
-        return JobResult(status)
-
-    async def run(
-        self, job: CloudRunJob, *, on_change: OnChange | None = None, timeout: float | None = None
-    ) -> JobResult:
-        """Create the job, start it, wait for the execution to end, and delete the Job unless
-        `job.keep_job`."""
-        status = await self.create(job)
-        result = await self.wait(status.name, on_change=on_change, timeout=timeout, known=status)
-        await self.finish(job, status.name)
+            await self.delete(await self._full_name(name))
         return result
 
     async def finish(self, job: CloudRunJob, name: str) -> None:
@@ -653,13 +496,7 @@ class AsyncCloudRunClient(AsyncJobClientBase[_RunApi]):
         (the run history keeps how it ended)."""
         await self._settle_history(name)
         if not job.keep_job:
-            await self.delete_job(name)
-
-
-async def _list_page(
-    api: _RunApi, *, parent: str, page_size: int, page_token: str, timeout: float
-) -> tuple[builtins.list[Any], str]:
-    return await api.list_executions(parent, page_size, page_token, timeout)
+            await self.delete(name)
 
 
 def _listing_scope(name: str) -> str:
@@ -694,45 +531,10 @@ def _worth_listing(
 
 class CloudRunClient(SyncJobClientBase[AsyncCloudRunClient]):
     """`AsyncCloudRunClient` for scripts and notebooks: the same methods, blocking (see
-    `SyncJobClientBase`)."""
+    `SyncJobClientBase`, which makes them)."""
 
     async_client_type = AsyncCloudRunClient
     thread_name = "gcpjobs-cloud-run-client"
-
-    def create(self, job: CloudRunJob, *, submission_id: str | None = None) -> JobStatus:
-        return self._run(self._async.create(job, submission_id=submission_id))
-
-    def list(
-        self, *, region: str | None = None, job: str | None = None, page_size: int | None = None
-    ) -> builtins.list[JobStatus]:
-        async def collect() -> builtins.list[JobStatus]:
-            return [
-                status
-                async for status in self._async.list(region=region, job=job, page_size=page_size)
-            ]
-
-        return self._run(collect())
-
-    def delete_job(self, name: str) -> None:
-        self._run(self._async.delete_job(name))
-
-    def wait(
-        self,
-        name: str,
-        *,
-        on_change: OnChange | None = None,
-        timeout: float | None = None,
-        known: JobStatus | None = None,
-        delete_job: bool = False,
-    ) -> JobResult:
-        return self._run(self._async.wait(
-            name, on_change=on_change, timeout=timeout, known=known, delete_job=delete_job
-        ))
-
-    def run(
-        self, job: CloudRunJob, *, on_change: OnChange | None = None, timeout: float | None = None
-    ) -> JobResult:
-        return self._run(self._async.run(job, on_change=on_change, timeout=timeout))
 
 
 __all__ = ["AsyncCloudRunClient", "CloudRunClient"]

@@ -28,22 +28,33 @@ def aware_datetime(value: Any) -> datetime | None:
     )
 
 
+def _status(message: Any, *, end_time: Any, **fields: Any) -> JobStatus:
+    """A JobStatus of `message` (a CustomJob or an Execution): the fields both spell alike
+    (name, creation, start and update times, labels) read from it, its end time `end_time`,
+    and the kind's own `fields`."""
+    return JobStatus(
+        name=str(message.name),
+        create_time=aware_datetime(message.create_time),
+        start_time=aware_datetime(message.start_time),
+        end_time=aware_datetime(end_time),
+        update_time=aware_datetime(message.update_time),
+        labels=MappingProxyType(dict(message.labels)),
+        **fields,
+    )
+
+
 def custom_job_to_status(custom_job: Any) -> JobStatus:
     """One observation of a job, with nothing proto-typed left in it."""
     error = None
     # `error` is "only populated when job's state is JOB_STATE_FAILED or JOB_STATE_CANCELLED".
     if "error" in custom_job and (custom_job.error.code or custom_job.error.message):
         error = JobError(code=int(custom_job.error.code), message=str(custom_job.error.message))
-    return JobStatus(
-        name=str(custom_job.name),
+    return _status(
+        custom_job,
+        end_time=custom_job.end_time,
         display_name=str(custom_job.display_name),
         state=JobState.from_vertex(int(custom_job.state)),
-        create_time=aware_datetime(custom_job.create_time),
-        start_time=aware_datetime(custom_job.start_time),
-        end_time=aware_datetime(custom_job.end_time),
-        update_time=aware_datetime(custom_job.update_time),
         error=error,
-        labels=MappingProxyType(dict(custom_job.labels)),
         web_access_uris=MappingProxyType(dict(custom_job.web_access_uris)),
         kind="vertex",
     )
@@ -98,17 +109,12 @@ def execution_to_status(execution: Any) -> JobStatus:
                 code=_CODE_UNKNOWN,
                 message=message or f"{execution.failed_count} of {execution.task_count} tasks failed.",
             )
-    name = str(execution.name)
-    return JobStatus(
-        name=name,
-        display_name=name.rsplit("/", 1)[-1],
+    return _status(
+        execution,
+        end_time=execution.completion_time,
+        display_name=str(execution.name).rsplit("/", 1)[-1],
         state=state,
-        create_time=aware_datetime(execution.create_time),
-        start_time=aware_datetime(execution.start_time),
-        end_time=aware_datetime(execution.completion_time),
-        update_time=aware_datetime(execution.update_time),
         error=error,
-        labels=MappingProxyType(dict(execution.labels)),
         kind="cloud-run",
         tasks=TaskCounts(
             task_count=int(execution.task_count),

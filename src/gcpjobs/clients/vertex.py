@@ -18,45 +18,26 @@ lists jobs with that label and returns the one it finds: a retry never makes a s
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import functools
 import logging
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Collection,
-    Coroutine,
-    Iterator,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from datetime import datetime, timezone
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-from gcpjobs.clients.base import (
-    AsyncJobClientBase,
-    SyncJobClientBase,
-    Transport,
-    statuses_by_listing,
-)
+from gcpjobs.clients.base import AsyncJobClientBase, SyncJobClientBase, Transport
 from gcpjobs.clients.connection import client_info
 from gcpjobs.clients.convert import container_of, custom_job_to_status
-from gcpjobs.clients.retry import (
-    RetryPolicy,
-    call_with_retry,
-    error_code_name,
-)
+from gcpjobs.clients.gapic import ThreadedGapicClient, close_gapic
+from gcpjobs.clients.retry import RetryPolicy, call_with_retry, error_code_name
 from gcpjobs.clients.target import Target
-from gcpjobs.core.poll import OnChange, wait_until_terminal
 from gcpjobs.core.ratelimit import RateLimit, acquire
 from gcpjobs.errors import ApiError, GcpJobsError
-from gcpjobs.results import Container, JobResult, JobStatus
+from gcpjobs.results import Container, JobStatus
 from gcpjobs.specs.labels import SUBMISSION_LABEL, new_submission_id
 from gcpjobs.specs.vertex import VertexJob
 from gcpjobs.states import JobState
-
-T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -112,19 +93,6 @@ def region_of(name: str) -> str | None:
 # --------------------------------------------------------------------- transport adapters
 
 
-class _JobApi(Protocol):
-    """The five JobService calls, one attempt each (no retries here), as coroutines."""
-
-    async def create_custom_job(self, parent: str, custom_job: Any, timeout: float) -> Any: ...
-    async def get_custom_job(self, name: str, timeout: float) -> Any: ...
-    async def list_page(
-        self, parent: str, filter: str, page_size: int, page_token: str, timeout: float
-    ) -> tuple[builtins.list[Any], str]: ...
-    async def cancel_custom_job(self, name: str, timeout: float) -> None: ...
-    async def delete_custom_job(self, name: str, timeout: float) -> None: ...
-    async def close(self) -> None: ...
-
-
 def _list_request(parent: str, filter: str, page_size: int, page_token: str) -> Any:
     from google.cloud.aiplatform_v1 import ListCustomJobsRequest
 
@@ -133,8 +101,9 @@ def _list_request(parent: str, filter: str, page_size: int, page_token: str) -> 
     )
 
 
-class _GrpcJobApi:
-    """`JobServiceAsyncClient`; retries are ours, so the GAPIC ones are switched off."""
+class _JobApi:
+    """The five JobService calls, one attempt each (retries are ours, so GAPIC's are off), over
+    `JobServiceAsyncClient` (gRPC) or the REST `JobServiceClient` in threads (`gapic.py`)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -162,60 +131,10 @@ class _GrpcJobApi:
 
     async def delete_custom_job(self, name: str, timeout: float) -> None:
         operation = await self._client.delete_custom_job(name=name, retry=None, timeout=timeout)
-        await operation.result()
+        await operation.result(timeout=timeout)
 
     async def close(self) -> None:
-        await self._client.transport.close()
-
-
-class _RestJobApi:
-    """The sync REST `JobServiceClient`, each call in a worker thread (see the module doc)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    async def _run(self, function: Callable[..., T], /, **kwargs: Any) -> T:
-        return await asyncio.to_thread(functools.partial(function, **kwargs))
-
-    async def create_custom_job(self, parent: str, custom_job: Any, timeout: float) -> Any:
-        return await self._run(
-            self._client.create_custom_job,
-            parent=parent, custom_job=custom_job, retry=None, timeout=timeout,
-        )
-
-    async def get_custom_job(self, name: str, timeout: float) -> Any:
-        return await self._run(self._client.get_custom_job, name=name, retry=None, timeout=timeout)
-
-    async def list_page(
-        self, parent: str, filter: str, page_size: int, page_token: str, timeout: float
-    ) -> tuple[builtins.list[Any], str]:
-        def one_page() -> tuple[builtins.list[Any], str]:
-            pager = self._client.list_custom_jobs(
-                request=_list_request(parent, filter, page_size, page_token),
-                retry=None, timeout=timeout,
-            )
-            return builtins.list(pager.custom_jobs), str(pager.next_page_token)
-
-        return await asyncio.to_thread(one_page)
-
-    async def cancel_custom_job(self, name: str, timeout: float) -> None:
-        await self._run(self._client.cancel_custom_job, name=name, retry=None, timeout=timeout)
-
-    async def delete_custom_job(self, name: str, timeout: float) -> None:
-        def delete_and_wait() -> None:
-            operation = self._client.delete_custom_job(name=name, retry=None, timeout=timeout)
-            operation.result(timeout=timeout)
-
-        await asyncio.to_thread(delete_and_wait)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._client.transport.close)
-
-
-async def _list_page(
-    api: _JobApi, *, parent: str, filter: str, page_size: int, page_token: str, timeout: float
-) -> tuple[builtins.list[Any], str]:
-    return await api.list_page(parent, filter, page_size, page_token, timeout)
+        await close_gapic(self._client)
 
 
 def _emulator_api(target: Target, transport: Transport) -> _JobApi:
@@ -227,14 +146,14 @@ def _emulator_api(target: Target, transport: Transport) -> _JobApi:
     if transport == "rest":
         from google.auth.credentials import AnonymousCredentials
 
-        return _RestJobApi(
+        return _JobApi(ThreadedGapicClient(
             JobServiceClient(
                 transport="rest",
                 client_options={"api_endpoint": target.rest_endpoint},
                 credentials=AnonymousCredentials(),
                 client_info=client_info(),
             )
-        )
+        ))
     import grpc
     from google.cloud.aiplatform_v1.services.job_service.transports import (
         JobServiceGrpcAsyncIOTransport,
@@ -242,7 +161,7 @@ def _emulator_api(target: Target, transport: Transport) -> _JobApi:
 
     # A plaintext server needs an explicit insecure channel: `api_endpoint` alone speaks TLS.
     channel = grpc.aio.insecure_channel(target.grpc_address)
-    return _GrpcJobApi(
+    return _JobApi(
         JobServiceAsyncClient(
             transport=JobServiceGrpcAsyncIOTransport(channel=channel), client_info=client_info()
         )
@@ -257,13 +176,13 @@ def _gcp_api(endpoint: str, credentials: Any, transport: Transport) -> _JobApi:
 
     options = {"api_endpoint": endpoint}
     if transport == "rest":
-        return _RestJobApi(
+        return _JobApi(ThreadedGapicClient(
             JobServiceClient(
                 transport="rest", client_options=options, credentials=credentials,
                 client_info=client_info(),
             )
-        )
-    return _GrpcJobApi(
+        ))
+    return _JobApi(
         JobServiceAsyncClient(
             client_options=options, credentials=credentials, client_info=client_info()
         )
@@ -281,6 +200,9 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
 
     def resource_name(self, job_id_or_name: str, region: str | None = None) -> str:
         """`"123"` -> `projects/P/locations/R/customJobs/123`; a full name is returned as is."""
+        # Not GAPIC's `custom_job_path`/`parse_custom_job_path`: names are checked before any
+        # call (a mistyped one fails at once), and importing the GAPIC client takes seconds;
+        # its pattern would also take `/` inside a part.
         text = job_id_or_name.strip()
         if text.startswith("projects/"):
             parts = text.split("/")
@@ -299,10 +221,10 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
 
     # ------------------------------------------------------------------------- GAPIC cache
 
-    async def _api(self, region: str) -> _JobApi:
+    async def _api(self, region: str | None) -> _JobApi:
         """The transport adapter for `region` (one per endpoint and event loop)."""
         target = await self._resolved_target()
-        endpoint = target.api_endpoint(region)
+        endpoint = target.api_endpoint(region or self.region)
 
         def build(credentials: Any) -> _JobApi:
             if target.is_emulator:
@@ -312,14 +234,6 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
         return await self._apis.get(
             endpoint, build, credentials_file=target.credentials_file,
             needs_credentials=not target.is_emulator, credentials=self.credentials,
-        )
-
-    async def _call(
-        self, method: str, region: str, call: Callable[[_JobApi], Coroutine[Any, Any, T]],
-        *, name: str | None = None, on_error: Callable[[Exception], Any] | None = None,
-    ) -> T:
-        return await self._retried(
-            await self._api(region), method, call, name=name, on_error=on_error
         )
 
     # ------------------------------------------------------------------------------- calls
@@ -380,29 +294,19 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
         # Only one can exist; if the server ever made two, the first one made is "the" job.
         return min(statuses, key=lambda status: (status.create_time is None, status.create_time))
 
-    async def _full_name(self, name: str) -> str:
-        """`resource_name`, resolving the target (if a bare id needs the project) off the loop."""
-        await self._resolved_target()
-        return self.resource_name(name)
-
-    async def get(self, name: str) -> JobStatus:
-        full = await self._full_name(name)
-        job = await self._call(
-            "GetCustomJob", region_of(full) or self.region,
-            lambda api: api.get_custom_job(full, self.retry_policy.call_timeout), name=full,
+    async def _read(self, full: str) -> Any:
+        return await self._call(
+            "GetCustomJob",
+            lambda api: api.get_custom_job(full, self.retry_policy.call_timeout),
+            region=region_of(full), name=full,
         )
-        status = custom_job_to_status(job)
-        self._record_end(status)
-        return status
 
-    async def container(self, name: str) -> Container:
+    def _status_of(self, message: Any) -> JobStatus:
+        return custom_job_to_status(message)
+
+    def _container_of(self, message: Any) -> Container:
         """The container the job's primary replica runs (command, args, env, image)."""
-        full = await self._full_name(name)
-        job = await self._call(
-            "GetCustomJob", region_of(full) or self.region,
-            lambda api: api.get_custom_job(full, self.retry_policy.call_timeout), name=full,
-        )
-        spec = job.job_spec.worker_pool_specs[0].container_spec
+        spec = message.job_spec.worker_pool_specs[0].container_spec
         return container_of(spec, spec.image_uri)
 
     async def list(
@@ -414,7 +318,9 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
     ) -> AsyncIterator[JobStatus]:
         """Jobs in the project and region (the server's order), page by page."""
         target = await self._resolved_target()
-        parent = f"projects/{target.project}/locations/{region or self.region}"
+        from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
+
+        parent = JobServiceClient.common_location_path(target.project, region or self.region)
         pages = self._pages(parent, filter or "", page_size or 0)
         async with contextlib.aclosing(pages):
             async for page in pages:
@@ -426,51 +332,35 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
     ) -> AsyncGenerator[builtins.list[JobStatus], None]:
         """ListCustomJobs under `parent`, one page per call (each with its own retries, each
         first taking a slot of `rate_limit`)."""
-        region = region_of(parent) or self.region
         token = ""
         while True:
             await acquire(rate_limit)
             jobs, token = await self._call(
-                "ListCustomJobs", region,
+                "ListCustomJobs",
                 functools.partial(
-                    _list_page, parent=parent, filter=filter, page_size=page_size,
+                    _JobApi.list_page, parent=parent, filter=filter, page_size=page_size,
                     page_token=token, timeout=self.retry_policy.call_timeout,
                 ),
+                region=region_of(parent),
             )
             yield [custom_job_to_status(job) for job in jobs]
             if not token:
                 return
 
-    async def statuses(
-        self,
-        names: Collection[str],
-        *,
-        rate_limit: RateLimit | None = None,
-        on_status: Callable[[str, JobStatus], None] | None = None,
-    ) -> dict[str, JobStatus]:
-        """The current status of each of these jobs, with as few API calls as possible.
+    # `statuses` (the base's): per project and region, ONE ListCustomJobs of the jobs gcpjobs
+    # submitted that have not ended (`UNENDED_FILTER`; more pages only past a hundred of them)
+    # covers every running job; a name it does not show has normally just ended and gets one
+    # GetCustomJob. So a watcher's cycle costs a list call per region however many jobs run,
+    # plus a Get per job that ended. Jobs gcpjobs did not submit are found too, at the price
+    # of a Get each time.
 
-        `names` are custom jobs' full resource names (a bare id is taken as in `get`; the
-        result is keyed by full name). Per project and region, ONE ListCustomJobs of the jobs
-        gcpjobs submitted that have not ended (`UNENDED_FILTER`; more pages only past a
-        hundred of them) covers every running job; a name it does not show has normally just
-        ended and gets one GetCustomJob. So a watcher's cycle costs a list call per region
-        however many jobs run, plus a Get per job that ended. Names missing from the result
-        do not exist (deleted, or never made). Jobs gcpjobs did not submit are found too, at
-        the price of a Get each time. Every call first takes a slot of `rate_limit`; each
-        status is handed to `on_status(name, status)` as soon as its page or Get arrives.
-        """
-        await self._resolved_target()
-        return await statuses_by_listing(
-            [self.resource_name(name) for name in names],
-            scope_of=parent_of,
-            listing=lambda parent: self._pages(
-                parent, UNENDED_FILTER, _STATUS_PAGE_SIZE, rate_limit
-            ),
-            get=self.get,
-            rate_limit=rate_limit,
-            on_status=on_status,
-        )
+    def _status_scope(self, name: str) -> str:
+        return parent_of(name)
+
+    def _status_pages(
+        self, scope: str, wanted: set[str], rate_limit: RateLimit | None
+    ) -> AsyncGenerator[builtins.list[JobStatus], None]:
+        return self._pages(scope, UNENDED_FILTER, _STATUS_PAGE_SIZE, rate_limit)
 
     async def updates(
         self, names: Collection[str], since: datetime, *, rate_limit: RateLimit | None = None
@@ -517,66 +407,20 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
         cancelled: that cancel succeeded.
         """
         full = await self._full_name(name)
-        retried: list[Exception] = []
-        try:
-            await self._call(
-                "CancelCustomJob", region_of(full) or self.region,
-                lambda api: api.cancel_custom_job(full, self.retry_policy.call_timeout),
-                name=full, on_error=retried.append,
-            )
-        except ApiError as error:
-            if not (retried and error.code == "FAILED_PRECONDITION"):
-                raise
-            if (await self.get(full)).state not in (JobState.CANCELLING, JobState.CANCELLED):
-                raise
+        await self._cancel(
+            "CancelCustomJob", full,
+            lambda api: api.cancel_custom_job(full, self.retry_policy.call_timeout),
+            region=region_of(full), only_after_retry=True,
+        )
 
     async def delete(self, name: str) -> None:
         """Delete an ended job's record, waiting for the delete operation to finish."""
         full = await self._full_name(name)
         await self._call(
-            "DeleteCustomJob", region_of(full) or self.region,
-            lambda api: api.delete_custom_job(full, self.retry_policy.call_timeout), name=full,
+            "DeleteCustomJob",
+            lambda api: api.delete_custom_job(full, self.retry_policy.call_timeout),
+            region=region_of(full), name=full,
         )
-
-    async def wait(
-        self,
-        name: str,
-        *,
-        on_change: OnChange | None = None,
-        timeout: float | None = None,
-        known: JobStatus | None = None,
-    ) -> JobResult:
-        """Poll until the job ends, reporting every state change seen; the final result.
-
-        `on_change` (sync or async) gets a `StateChange` for the first observation and for
-        every change after it. `known` is a status the caller already has (`create`'s reply):
-        it is that first observation, so its state (normally QUEUED) is reported too. `timeout`
-        raises `WaitTimeoutError` and leaves the job running.
-        """
-        return await self._wait(await self._full_name(name), on_change, timeout, first=known)
-
-    async def _wait(
-        self, name: str, on_change: OnChange | None, timeout: float | None,
-        *, first: JobStatus | None,
-    ) -> JobResult:
-        await self._resolved_target()
-        status = await wait_until_terminal(
-            lambda: self.get(name),
-            on_change=on_change,
-            interval=self.poll_schedule(),
-            timeout=timeout,
-            name=name,
-            first=first,
-        )
-        self._record_end(status)
-        return JobResult(status)
-
-    async def run(self, job: VertexJob, *, on_change: OnChange | None = None,
-                  timeout: float | None = None) -> JobResult:
-        """Create the job and wait for it to end; the create's reply is the first observation
-        reported to `on_change` (normally QUEUED)."""
-        status = await self.create(job)
-        return await self._wait(status.name, on_change, timeout, first=status)
 
 
 # ------------------------------------------------------------------------- the sync facade
@@ -584,61 +428,10 @@ class AsyncVertexClient(AsyncJobClientBase[_JobApi]):
 
 class VertexClient(SyncJobClientBase[AsyncVertexClient]):
     """`AsyncVertexClient` for scripts and notebooks: the same methods, blocking (see
-    `SyncJobClientBase`)."""
+    `SyncJobClientBase`, which makes them)."""
 
     async_client_type = AsyncVertexClient
     thread_name = "gcpjobs-vertex-client"
-
-    def create(self, job: VertexJob, *, submission_id: str | None = None) -> JobStatus:
-        return self._run(self._async.create(job, submission_id=submission_id))
-
-    def list(
-        self, *, region: str | None = None, filter: str | None = None, page_size: int | None = None
-    ) -> builtins.list[JobStatus]:
-        async def collect() -> builtins.list[JobStatus]:
-            return [
-                status
-                async for status in self._async.list(
-                    region=region, filter=filter, page_size=page_size
-                )
-            ]
-
-        return self._run(collect())
-
-    def iter_list(
-        self, *, region: str | None = None, filter: str | None = None, page_size: int | None = None
-    ) -> Iterator[JobStatus]:
-        """Like `list`, fetching the next page only when the caller gets there."""
-        pages = self._async.list(region=region, filter=filter, page_size=page_size)
-
-        async def next_item() -> JobStatus:
-            return await anext(pages)
-
-        while True:
-            try:
-                yield self._run(next_item())
-            except StopAsyncIteration:
-                return
-
-    def delete(self, name: str) -> None:
-        self._run(self._async.delete(name))
-
-    def wait(
-        self,
-        name: str,
-        *,
-        on_change: OnChange | None = None,
-        timeout: float | None = None,
-        known: JobStatus | None = None,
-    ) -> JobResult:
-        return self._run(
-            self._async.wait(name, on_change=on_change, timeout=timeout, known=known)
-        )
-
-    def run(
-        self, job: VertexJob, *, on_change: OnChange | None = None, timeout: float | None = None
-    ) -> JobResult:
-        return self._run(self._async.run(job, on_change=on_change, timeout=timeout))
 
 
 __all__ = ["AsyncVertexClient", "RetryPolicy", "Target", "VertexClient"]

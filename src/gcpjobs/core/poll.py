@@ -12,16 +12,18 @@ Vertex's 600 read requests per minute per region (reference §3.1): at 30 s a jo
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gcpjobs.core.events import StateChange
 from gcpjobs.errors import GcpJobsError
 from gcpjobs.results import JobStatus
 from gcpjobs.states import JobState
+
+T = TypeVar("T")
 
 OnChange = Callable[[StateChange], Any]  # may return an awaitable, which is awaited
 
@@ -81,27 +83,34 @@ async def notify(on_change: OnChange | None, change: StateChange) -> None:
         await outcome
 
 
-async def _fetch_within(
-    fetch: Callable[[], Awaitable[JobStatus]],
+def wait_expired(
+    name: str, last: JobStatus | None, timeout: float | None
+) -> Callable[[], WaitTimeoutError]:
+    """What `within_deadline` raises for a wait of `name` whose last observation is `last`."""
+    return functools.partial(
+        WaitTimeoutError, name, last.state if last else None, float(timeout or 0)
+    )
+
+
+async def within_deadline(
+    start: Callable[[], Awaitable[T]],
     deadline: float | None,
-    name: str,
-    last: JobStatus | None,
-    timeout: float | None,
-) -> JobStatus:
-    """One `fetch()`, cut short by the wait's deadline."""
-
-    def expired() -> WaitTimeoutError:
-        return WaitTimeoutError(name, last.state if last else None, float(timeout or 0))
-
+    expired: Callable[[], BaseException],
+) -> T:
+    """`await start()`, cut short at `deadline` (the event loop's clock; None: no limit) by
+    raising `expired()`; once the deadline has passed nothing is started. The one timeout rule
+    of every wait: one job polled here, many through the shared watcher (watch/shared.py).
+    A TimeoutError of the call's own, before the deadline, propagates as it is."""
     if deadline is None:
-        return await fetch()
-    remaining = deadline - time.monotonic()
+        return await start()
+    loop = asyncio.get_running_loop()
+    remaining = deadline - loop.time()
     if remaining <= 0:
         raise expired()
     try:
-        return await asyncio.wait_for(fetch(), remaining)
+        return await asyncio.wait_for(start(), remaining)
     except asyncio.TimeoutError:
-        if time.monotonic() >= deadline:
+        if loop.time() >= deadline:
             raise expired() from None
         raise
 
@@ -125,7 +134,8 @@ async def wait_until_terminal(
     an observation the caller already has (the reply to the create): it is reported as the
     first one, and polling starts `interval.fast` after it.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
     last: JobStatus | None = None
     delay = interval.fast
     name = name or "(not yet observed)"
@@ -134,7 +144,7 @@ async def wait_until_terminal(
         if pending_first is not None:
             status, pending_first = pending_first, None
         else:
-            status = await _fetch_within(fetch, deadline, name, last, timeout)
+            status = await within_deadline(fetch, deadline, wait_expired(name, last, timeout))
         name = status.name
         if last is None or status.state is not last.state:
             change = StateChange.seen(last, status)
@@ -145,5 +155,5 @@ async def wait_until_terminal(
         last = status
         if status.is_terminal:
             return status
-        pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+        pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
         await asyncio.sleep(pause)

@@ -40,7 +40,13 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from gcpjobs.core.events import StateChange
-from gcpjobs.core.poll import OnChange, PollInterval, WaitTimeoutError, notify
+from gcpjobs.core.poll import (
+    OnChange,
+    PollInterval,
+    notify,
+    wait_expired,
+    within_deadline,
+)
 from gcpjobs.core.ratelimit import RateLimit, shared_rate_limit
 from gcpjobs.errors import GcpJobsError, JobNotFoundError
 from gcpjobs.results import JobResult, JobStatus
@@ -478,15 +484,9 @@ async def _next(
     timeout: float | None,
 ) -> _Delivery:
     """The waiter's next delivery, by the wait's deadline (one already there wins)."""
-    if not waiter.inbox.empty() or deadline is None:
-        return await waiter.inbox.get()
-    remaining = deadline - asyncio.get_running_loop().time()
-    try:
-        if remaining <= 0:
-            raise asyncio.TimeoutError
-        return await asyncio.wait_for(waiter.inbox.get(), remaining)
-    except asyncio.TimeoutError:
-        raise WaitTimeoutError(name, last.state if last else None, float(timeout or 0)) from None
+    if not waiter.inbox.empty():
+        return waiter.inbox.get_nowait()
+    return await within_deadline(waiter.inbox.get, deadline, wait_expired(name, last, timeout))
 
 
 _DEFAULT_WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, JobWatcher] = (
