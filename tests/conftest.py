@@ -1,9 +1,11 @@
 """Shared fixtures: an emulator on free ports, and the OFFICIAL Vertex clients pointed at it.
 
 `emulator` is one server for the whole session (tests tag their jobs with unique labels, so
-they tolerate each other's jobs in list calls); `emulator_factory` starts private ones for
-tests that restart, hold states, or need an empty server. `job_client` runs a test once over
-gRPC and once over REST.
+they tolerate each other's jobs in list calls); `emulator_factory` starts private ones inside
+this process for tests that hold states, inject faults or need an empty server, and
+`emulator_process_factory` starts them as processes of their own for tests where the process
+is the point (killed, restarted after a crash, signalled, its flags, environment, file modes
+or threads). `job_client` runs a test once over gRPC and once over REST.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -22,9 +24,11 @@ from google.cloud.aiplatform_v1.services.job_service.transports import (
     JobServiceGrpcTransport,
 )
 
+from gcpjobs.emulator.inprocess import InProcessEmulator
 from gcpjobs.emulator.process import EmulatorProcess
 
 TRANSPORTS = ("grpc", "rest")
+Emulator = TypeVar("Emulator", InProcessEmulator, EmulatorProcess)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,14 +60,27 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
 
 
 @pytest.fixture()
-def emulator_factory(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
-    """`emulator_factory(data_dir=None, **settings)` starts a private emulator; all are stopped
-    at the end of the test (SIGKILLed ones are simply reaped)."""
-    started: list[EmulatorProcess] = []
+def emulator_factory(tmp_path: Path) -> Iterator[Callable[..., InProcessEmulator]]:
+    """`emulator_factory(data_dir=None, **settings)` starts a private emulator in this process
+    (InProcessEmulator: the same server and sockets, without a second of interpreter start);
+    all are stopped, and their jobs killed, at the end of the test."""
+    yield from _private_emulators(InProcessEmulator, tmp_path)
 
-    def start(data_dir: Path | None = None, **settings: Any) -> EmulatorProcess:
+
+@pytest.fixture()
+def emulator_process_factory(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
+    """`emulator_process_factory(data_dir=None, **settings)` starts a private emulator process
+    (`python -m gcpjobs.emulator start`); all are stopped at the end of the test (SIGKILLed
+    ones are simply reaped)."""
+    yield from _private_emulators(EmulatorProcess, tmp_path)
+
+
+def _private_emulators(kind: type[Emulator], tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    started: list[Emulator] = []
+
+    def start(data_dir: Path | None = None, **settings: Any) -> Emulator:
         settings.setdefault("cancel_grace_seconds", 1.0)
-        server = EmulatorProcess(data_dir or tmp_path / "emulator", **settings).start()
+        server = kind(data_dir or tmp_path / "emulator", **settings).start()
         started.append(server)
         return server
 

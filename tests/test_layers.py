@@ -12,6 +12,7 @@ below it (`BELOW`, followed transitively), never one above or beside it:
     steps         remote functions
     integrations  Prefect workers
     emulator      beside the client side: only ground and specs below it
+    testing       for users' own tests: an in-process emulator and the target to reach it
     cli           on top of everything
 
 This module is the one place the order is written down; docs/architecture.md describes it.
@@ -44,6 +45,7 @@ BELOW: dict[str, tuple[str, ...]] = {
     "steps": ("watch",),
     "integrations": ("steps",),
     "emulator": ("specs",),
+    "testing": ("clients", "emulator"),
     "cli": ("integrations", "emulator"),
 }
 
@@ -57,6 +59,7 @@ MODULE_LAYERS: dict[str, str] = {
     "gcpjobs.steps": "steps",
     "gcpjobs.integrations": "integrations",
     "gcpjobs.emulator": "emulator",
+    "gcpjobs.testing": "testing",
     "gcpjobs.cli": "cli",
 }
 

@@ -24,10 +24,10 @@ SLEEPS = "import os, pathlib, time; pathlib.Path('pid').write_text(str(os.getpid
 
 
 async def test_a_sigkilled_emulator_restarted_on_its_data_dir_reports_final_states(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path,
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
-    first = emulator_factory(data_dir, queued_seconds=None)  # jobs wait in QUEUED until advanced
+    first = emulator_process_factory(data_dir, queued_seconds=None)  # jobs wait in QUEUED until advanced
     labels = {"case": unique_label()}
     async with AsyncVertexClient(target=target_for(first)) as client:
         done = await client.create(python_job("pass", labels=labels))
@@ -49,7 +49,7 @@ async def test_a_sigkilled_emulator_restarted_on_its_data_dir_reports_final_stat
     first.kill()  # SIGKILL: no chance to record anything
     assert not process_gone(replica_pid)  # a crash leaves the replica behind
 
-    second = emulator_factory(data_dir)
+    second = emulator_process_factory(data_dir)
     async with AsyncVertexClient(target=target_for(second)) as client:  # re-created
         results = {name: await default_watcher().wait(client, name, timeout=30)
                    for name in (done.name, running.name, queued.name)}

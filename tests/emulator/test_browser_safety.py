@@ -236,10 +236,10 @@ def test_admin_routes_work_with_the_token(emulator: EmulatorProcess) -> None:
 
 
 def test_the_token_file_is_private_and_new_each_start(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "tokens"
-    first = emulator_factory(data_dir)
+    first = emulator_process_factory(data_dir)
     token_file = data_dir / "admin-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     token = first.admin_token
@@ -247,7 +247,7 @@ def test_the_token_file_is_private_and_new_each_start(
     assert token not in "\n".join(first.output)  # never printed or logged
     first.stop()
     assert not token_file.exists()  # gone with the emulator
-    second = emulator_factory(data_dir)
+    second = emulator_process_factory(data_dir)
     assert second.admin_token not in (None, token)
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     # The old token no longer works.
@@ -282,14 +282,14 @@ def test_web_access_pages_need_no_token_but_the_host_is_checked(emulator: Emulat
 # ---------------------------------------------------------------------------- files
 
 
-def test_the_data_directory_is_private(emulator_factory: Callable[..., EmulatorProcess],
+def test_the_data_directory_is_private(emulator_process_factory: Callable[..., EmulatorProcess],
                                        tmp_path: Path) -> None:
     """0700 and 0600 however permissive the user's umask: other local users read nothing
     (records, logs, secrets, the token). What a job writes in its own directory is the job's."""
     data_dir = tmp_path / "private"
     previous = os.umask(0o002)  # a permissive umask in the caller changes nothing
     try:
-        server = emulator_factory(data_dir)
+        server = emulator_process_factory(data_dir)
     finally:
         os.umask(previous)
     client = grpc_client(server)

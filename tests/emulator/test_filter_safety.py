@@ -43,9 +43,9 @@ PROMPT = 20.0
 
 
 @pytest.fixture()
-def long_named(emulator_factory: Callable[..., EmulatorProcess]) -> tuple[EmulatorProcess, str]:
+def long_named(emulator_process_factory: Callable[..., EmulatorProcess]) -> tuple[EmulatorProcess, str]:
     """A private emulator holding one job named with 128 a's (and one other job)."""
-    server = emulator_factory()
+    server = emulator_process_factory()
     client = grpc_client(server)
     try:
         job = client.create_custom_job(parent=PARENT, custom_job=custom_job(display_name=LONG_NAME))

@@ -70,9 +70,9 @@ def test_two_hundred_simultaneous_gets_are_all_answered(emulator: EmulatorProces
 
 
 def test_a_thousand_connections_at_once_are_not_refused(
-    emulator_factory: Callable[..., EmulatorProcess],
+    emulator_process_factory: Callable[..., EmulatorProcess],
 ) -> None:
-    server = emulator_factory()
+    server = emulator_process_factory()
     threads_before = psutil.Process(server.pid).num_threads()
     answers = _all_at_once(server, 1000, deadline=90)
     assert [line.split()[1] for line in answers] == [b"200"] * 1000
@@ -109,9 +109,9 @@ def sockets() -> Iterator[list[socket.socket]]:
 
 
 def test_idle_and_stalled_connections_do_not_starve_others(
-    emulator_factory: Callable[..., EmulatorProcess], sockets: list[socket.socket]
+    emulator_process_factory: Callable[..., EmulatorProcess], sockets: list[socket.socket]
 ) -> None:
-    server = emulator_factory()  # the default 60 s timeout: they stay open throughout
+    server = emulator_process_factory()  # the default 60 s timeout: they stay open throughout
     threads_before = psutil.Process(server.pid).num_threads()
     head = request_bytes(server, "GET", JOBS)
     for index in range(300):
@@ -255,10 +255,10 @@ def test_expect_100_continue_is_answered(emulator: EmulatorProcess) -> None:
 
 
 def test_the_worker_pool_is_bounded_while_streams_have_their_own_threads(
-    emulator_factory: Callable[..., EmulatorProcess],
+    emulator_process_factory: Callable[..., EmulatorProcess],
 ) -> None:
     """Open tails do not take workers: unary calls are answered while 20 streams are open."""
-    server = emulator_factory()
+    server = emulator_process_factory()
     body = '{"resourceNames": ["projects/tail-project-%d"], "filter": "textPayload=\\"never\\""}'
     streams = []
     try:

@@ -154,12 +154,12 @@ def _leftover_execution(clients: RunClients, reports: Path) -> str:
 
 
 def test_no_job_process_outlives_a_crash_even_one_whose_pid_was_never_written(
-    emulator_factory: Callable[..., EmulatorProcess], reports: Callable[[str], Path],
+    emulator_process_factory: Callable[..., EmulatorProcess], reports: Callable[[str], Path],
     tmp_path: Path,
 ) -> None:
     data_dir = (tmp_path / "data").resolve()
     marker = instance_marker(data_dir)
-    first = emulator_factory(data_dir)
+    first = emulator_process_factory(data_dir)
 
     # 1. SIGKILL while jobs are being created and started. Deleting the pid records makes
     #    "killed before it wrote the pid down" certain for every replica, not a rare race.
@@ -192,7 +192,7 @@ def test_no_job_process_outlives_a_crash_even_one_whose_pid_was_never_written(
     for record in data_dir.rglob("replicas.json"):
         record.unlink()
 
-    second = emulator_factory(data_dir)
+    second = emulator_process_factory(data_dir)
     _assert_all_stopped(data_dir, leftovers | recorded, marker)
 
     # 2. SIGKILL once every replica and task runs: their pids are recorded, but the
@@ -211,7 +211,7 @@ def test_no_job_process_outlives_a_crash_even_one_whose_pid_was_never_written(
     second.kill()
     assert _recorded(data_dir) <= leftovers
 
-    third = emulator_factory(data_dir)
+    third = emulator_process_factory(data_dir)
     _assert_all_stopped(data_dir, leftovers, marker)
     jobs = grpc_client(third)
     assert {jobs.get_custom_job(name=name).state for name in vertex} == {State.JOB_STATE_FAILED}
@@ -337,7 +337,7 @@ def _not_private(data_dir: Path) -> Iterator[str]:
 
 
 def test_jobs_start_from_a_small_environment_and_the_data_dir_is_private(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path
 ) -> None:
     data_dir = (tmp_path / "data").resolve()
     data_dir.mkdir(mode=0o755)
@@ -345,7 +345,7 @@ def test_jobs_start_from_a_small_environment_and_the_data_dir_is_private(
     home = tmp_path / "home"
     shell = {SHELL_TOKEN: SHELL_TOKEN_VALUE, OTHER_TOKEN: "test-only-other", "HOME": str(home),
              "LANG": "C.UTF-8"}
-    first = emulator_factory(data_dir, env=shell)
+    first = emulator_process_factory(data_dir, env=shell)
     first.add_secret("api-key", "test-only-secret-value")
 
     job_id, seen = _vertex_report(first)
@@ -366,7 +366,7 @@ def test_jobs_start_from_a_small_environment_and_the_data_dir_is_private(
         assert stat.S_IMODE((workdir / "made-by-the-job.txt").stat().st_mode) == 0o644
     first.stop()
 
-    passing = emulator_factory(data_dir, env=shell, extra_args=["--pass-env", PASS_ENV])
+    passing = emulator_process_factory(data_dir, env=shell, extra_args=["--pass-env", PASS_ENV])
     expected = hashlib.sha256(SHELL_TOKEN_VALUE.encode()).hexdigest()
     for _, seen in (_vertex_report(passing), _cloud_run_report(passing)):
         assert SHELL_TOKEN in seen["names"] and seen["token_sha256"] == expected

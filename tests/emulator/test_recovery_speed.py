@@ -24,10 +24,10 @@ UNFINISHED = 300
 
 
 def test_a_restart_with_300_running_jobs_is_ready_within_the_embedded_wait_all_failed_and_stopped(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    first = emulator_factory(data_dir)
+    first = emulator_process_factory(data_dir)
     client = grpc_client(first)
     names = [client.create_custom_job(parent=PARENT, custom_job=custom_job(["sleep", "300"])).name
              for _ in range(UNFINISHED)]

@@ -45,13 +45,13 @@ def test_jobs_survive_a_graceful_restart_and_running_ones_fail(
 
 
 def test_a_graceful_stop_with_many_running_jobs_stops_every_process_and_fails_every_job(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path
 ) -> None:
     """Every job's tree is killed at once, and finding the trees reads the host's process
     table: one reading per job (each as long as the table) had taken longer than the stop's
     30 s for its jobs at a few hundred jobs, and left their processes running."""
     data_dir = tmp_path / "data"
-    first = emulator_factory(data_dir)
+    first = emulator_process_factory(data_dir)
     client = grpc_client(first)
     folders = [tmp_path / f"job{index}" for index in range(MANY)]
     running = []
@@ -68,7 +68,7 @@ def test_a_graceful_stop_with_many_running_jobs_stops_every_process_and_fails_ev
     assert "gcpjobs emulator stopped" in first.output  # by itself, not SIGKILLed
     left = [pid for pid in pids if not process_gone(pid)]
     assert not left, f"{len(left)} of {len(pids)} job processes outlived the emulator"
-    second = emulator_factory(data_dir)
+    second = emulator_process_factory(data_dir)
     listed = {job.name: job for job in grpc_client(second).list_custom_jobs(parent=PARENT)}
     assert set(listed) == set(running)
     assert {listed[name].state for name in running} == {State.JOB_STATE_FAILED}
@@ -77,10 +77,10 @@ def test_a_graceful_stop_with_many_running_jobs_stops_every_process_and_fails_ev
 
 
 def test_a_job_running_during_a_crash_is_failed_and_stopped_after_restart(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    first = emulator_factory(data_dir)
+    first = emulator_process_factory(data_dir)
     client = grpc_client(first)
     running = client.create_custom_job(
         parent=PARENT, custom_job=custom_job(["sh", "-c", SLEEPER], env={"PIDS": str(tmp_path)})
@@ -91,7 +91,7 @@ def test_a_job_running_during_a_crash_is_failed_and_stopped_after_restart(
     first.kill()  # SIGKILL: no chance to clean up
 
     assert not any(process_gone(pid) for pid in pids.values())  # left behind by the crash
-    second = emulator_factory(data_dir)
+    second = emulator_process_factory(data_dir)
     client = grpc_client(second)
     after = client.get_custom_job(name=running.name)
     assert after.state == State.JOB_STATE_FAILED

@@ -8,7 +8,6 @@ mode. It is the real `python -m gcpjobs.emulator start`, so what is tested is wh
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import re
 import signal
@@ -16,18 +15,16 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 from gcpjobs.emulator.config import DEFAULT_HTTP_TIMEOUT_SECONDS, EmulatorConfig
-from gcpjobs.emulator.control import admin_call, start_arguments
-from gcpjobs.emulator.transports.front import read_admin_token
+from gcpjobs.emulator.control import start_arguments
+from gcpjobs.emulator.inprocess import EmulatorHandle
 from gcpjobs.errors import EmulatorError
 
 _READY = re.compile(r"^gcpjobs emulator ready grpc=(\S+):(\d+) rest=(\S+):(\d+)$")
 
 
-class EmulatorProcess:
+class EmulatorProcess(EmulatorHandle):
     def __init__(
         self,
         data_dir: Path,
@@ -125,18 +122,9 @@ class EmulatorProcess:
         if self._reader is not None:
             self._reader.join(5.0)
 
-    def __enter__(self) -> EmulatorProcess:
-        if self._process is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    @property
+    def started(self) -> bool:
+        return self._process is not None
 
     # ------------------------------------------------------------------------------ addresses
 
@@ -147,115 +135,6 @@ class EmulatorProcess:
         return self._process.pid
 
     @property
-    def host(self) -> str:
-        """Where a client on this machine connects: the bound address, or loopback for a
-        wildcard one (0.0.0.0, ::)."""
-        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host,
-                                                                         self.config.host)
-
-    @property
-    def grpc_address(self) -> str:
-        return f"{self.host}:{self.grpc_port}"
-
-    @property
-    def rest_endpoint(self) -> str:
-        return f"http://{self.host}:{self.rest_port}"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.config.data_dir
-
-    @property
-    def admin_token(self) -> str | None:
-        """The token the `/_emulator/*` routes require (from DATA_DIR/admin-token)."""
-        return read_admin_token(self.data_dir)
-
-    @property
-    def admin_headers(self) -> dict[str, str]:
-        """`Authorization: Bearer TOKEN`, for a test's own admin requests."""
-        token = self.admin_token
-        return {"Authorization": f"Bearer {token}"} if token else {}
-
-    @property
     def output(self) -> list[str]:
         """The server's recent output lines (for diagnosing a failed test)."""
         return list(self._output)
-
-    # --------------------------------------------------------------------------------- admin
-
-    def admin(self, method: str, path: str, body: Any = None, *, timeout: float = 10.0) -> Any:
-        """One admin request with this emulator's token; the JSON answer, or EmulatorError."""
-        return admin_call(self.rest_endpoint, method, path, body, timeout=timeout,
-                          data_dir=self.data_dir)
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.admin("GET", "/_emulator/stats")
-        return result
-
-    def configure(self, **settings: float | None) -> dict[str, Any]:
-        result: dict[str, Any] = self.admin("POST", "/_emulator/config", settings)
-        return result
-
-    def advance(self, name: str) -> None:
-        self.admin("POST", "/_emulator/advance", {"name": name})
-
-    def reset(self) -> None:
-        self.admin("POST", "/_emulator/reset", {})
-
-    def inject_fault(self, method: str, fault: str, count: int = 1) -> None:
-        self.admin("POST", "/_emulator/faults", {"method": method, "fault": fault, "count": count})
-
-    def set_fault_rates(
-        self,
-        method: str,
-        rates: Mapping[str, float],
-        *,
-        latency_seconds: float = 0.0,
-        seed: int | None = None,
-    ) -> dict[str, Any]:
-        """Faults drawn per call of `method` (`*`: every method) with these probabilities, from
-        an RNG seeded with `seed`, after `latency_seconds`; empty rates and no latency remove
-        the rule. Returns the faults document (armed, rules, injected)."""
-        result: dict[str, Any] = self.admin(
-            "POST", "/_emulator/faults",
-            {"method": method, "rates": dict(rates), "latency_seconds": latency_seconds,
-             "seed": seed},
-        )
-        return result
-
-    def faults(self) -> dict[str, Any]:
-        """`{"armed": ..., "rules": ..., "injected": {method: {fault: count}}}`."""
-        result: dict[str, Any] = self.admin("GET", "/_emulator/faults")
-        return result
-
-    def crash_replica(self, name: str, replica: str | None = None) -> str:
-        """SIGKILL a running Vertex job's replica (default: the primary) as a dead machine
-        would; returns the replica's name. See docs/emulator.md, Job faults."""
-        body: dict[str, Any] = {"name": name}
-        if replica is not None:
-            body["replica"] = replica
-        result: dict[str, Any] = self.admin("POST", "/_emulator/crash", body)
-        return str(result["replica"])
-
-    def crash_task(self, execution: str, task: int | None = None) -> int:
-        """SIGKILL the running attempt of a Cloud Run task (default: the lowest running one);
-        returns its index. The attempt fails and is retried as `max_retries` allows."""
-        body: dict[str, Any] = {"name": execution}
-        if task is not None:
-            body["task"] = task
-        result: dict[str, Any] = self.admin("POST", "/_emulator/crash", body)
-        return int(result["task"])
-
-    def preempt(self, name: str) -> None:
-        """Reclaim a running SPOT Vertex job's VMs (see docs/emulator.md, Job faults)."""
-        self.admin("POST", "/_emulator/preempt", {"name": name})
-
-    def add_secret(self, name: str, value: str) -> str:
-        """Add a version to the local secret store Cloud Run jobs read; returns its number."""
-        result: dict[str, Any] = self.admin(
-            "POST", "/_emulator/secrets", {"name": name, "value": value})
-        return str(result["version"])
-
-    def clear_faults(self) -> None:
-        with contextlib.suppress(EmulatorError):
-            self.admin("DELETE", "/_emulator/faults")

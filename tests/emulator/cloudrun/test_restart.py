@@ -41,10 +41,10 @@ def test_records_survive_a_graceful_restart_and_running_executions_fail(
 
 
 def test_an_execution_running_during_a_crash_is_failed_and_stopped_after_restart(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    first = emulator_factory(data_dir)
+    first = emulator_process_factory(data_dir)
     clients = run_clients(first, "grpc")
     busy = create(clients, job(["sh", "-c", SLEEPER], env={"PIDS": str(tmp_path)}))
     operation = clients.jobs.run_job(name=busy.name)
@@ -54,7 +54,7 @@ def test_an_execution_running_during_a_crash_is_failed_and_stopped_after_restart
     first.kill()  # SIGKILL: no chance to clean up
 
     assert not any(process_gone(pid) for pid in pids.values())  # left behind by the crash
-    clients = run_clients(emulator_factory(data_dir), "grpc")
+    clients = run_clients(emulator_process_factory(data_dir), "grpc")
     assert all(process_gone(pid) for pid in pids.values())  # stopped by the next emulator
     failed = clients.executions.get_execution(name=operation.metadata.name)
     assert "emulator restarted while this execution was running" in condition(failed, "Completed").message

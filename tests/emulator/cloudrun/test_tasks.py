@@ -118,9 +118,9 @@ def test_task_names_are_checked(run: RunClients, tasks: run_v2.TasksClient) -> N
 
 
 def test_tasks_survive_a_crash_and_the_one_it_interrupted_is_cancelled(
-    emulator_factory: Callable[..., EmulatorProcess],
+    emulator_process_factory: Callable[..., EmulatorProcess],
 ) -> None:
-    first = emulator_factory()
+    first = emulator_process_factory()
     clients = run_clients(first, "grpc")
     tasks = tasks_client(first, "grpc")
     spec = job(["sh", "-c", 'test "$CLOUD_RUN_TASK_INDEX" = 0 || exec sleep 300'], task_count=2)
@@ -135,7 +135,7 @@ def test_tasks_survive_a_crash_and_the_one_it_interrupted_is_cancelled(
     tasks.transport.close()
     first.kill()
 
-    second = emulator_factory(first.data_dir)
+    second = emulator_process_factory(first.data_dir)
     tasks = tasks_client(second, "grpc")
     ended, interrupted = tasks.list_tasks(parent=execution.name)
     assert ended == before[0]

@@ -230,10 +230,10 @@ def test_rest_tail_takes_injected_faults_and_ends_at_the_request_deadline(
 
 
 def test_rest_tail_thread_ends_when_the_client_goes_away(
-    emulator_factory: Callable[..., EmulatorProcess], tmp_path: Path
+    emulator_process_factory: Callable[..., EmulatorProcess], tmp_path: Path
 ) -> None:
     # A private emulator with no jobs and no earlier connections: its thread count is steady.
-    server = emulator_factory(tmp_path / "private")
+    server = emulator_process_factory(tmp_path / "private")
     threads = psutil.Process(server.pid).num_threads
     baseline = threads()
     body = {"resourceNames": RESOURCES, "filter": 'textPayload="nothing will match"'}

@@ -86,9 +86,9 @@ class Tails:
 
 
 @pytest.fixture()
-def server(emulator_factory: Callable[..., EmulatorProcess]) -> tuple[EmulatorProcess, str]:
+def server(emulator_process_factory: Callable[..., EmulatorProcess]) -> tuple[EmulatorProcess, str]:
     """A private emulator with one finished job in each project; returns it and one job's name."""
-    server = emulator_factory()
+    server = emulator_process_factory()
     jobs = grpc_client(server)
     try:
         names = [jobs.create_custom_job(
