@@ -26,7 +26,7 @@ from google.cloud import aiplatform_v1
 
 from gcpjobs.emulator.process import EmulatorProcess
 from gcpjobs.steps.signing import KEY_ENV, KEY_SECRET_ENV
-from tests.cli.support import clean_env, gcpjobs
+from tests.cli.support import clean_env, gcpjobs, gcpjobs_process
 from tests.clients.conftest import official_client, unique_label
 from tests.steps import functions
 from tests.steps.conftest import REPO, point_at, step_job
@@ -188,7 +188,9 @@ def test_errors_do_not_echo_secret_values(tmp_path: Path, key_file: Path) -> Non
             assert_absent(ENV_SECRET_VALUE, f"{command[0]} of bad document {index}",
                           result.stdout + result.stderr)
     # Real Google Cloud with a key file that does not load: the error names no key material.
-    result = gcpjobs("run", str(vertex_job(tmp_path)), "--project", "my-project-123", env=env)
+    # The real console script: all that a process shows, what the auth libraries log too.
+    result = gcpjobs_process("run", str(vertex_job(tmp_path)), "--project", "my-project-123",
+                             env=env)
     assert result.returncode != 0
     assert_absent(PRIVATE_KEY_MARKER, "the credentials error", result.stdout + result.stderr)
     assert_absent("BEGIN PRIVATE KEY", "the credentials error", result.stdout + result.stderr)

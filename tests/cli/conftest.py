@@ -1,4 +1,4 @@
-"""Fixtures for the CLI tests: one emulator for the module's `gcpjobs` processes."""
+"""Fixtures for the CLI tests: one emulator for the module's `gcpjobs` calls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Helpers for the CLI tests: run `gcpjobs` as a real process, write job files, check errors."""
+"""Helpers for the CLI tests: run `gcpjobs` (in this process, or as a real one), write job
+files, check errors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import yaml
 
-GCPJOBS = str(Path(sys.executable).with_name("gcpjobs"))
+from tests.cli.inprocess import GCPJOBS, gcpjobs_inprocess
+
+__all__ = ["GCPJOBS", "assert_one_line_error", "clean_env", "gcpjobs", "gcpjobs_process",
+           "job_file", "python_job"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -24,9 +28,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def gcpjobs(
+# What most tests run: the command line, in this process (see tests/cli/inprocess.py).
+gcpjobs = gcpjobs_inprocess
+
+
+def gcpjobs_process(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    """The real console script as a process of its own: for what only a process shows."""
     return subprocess.run(
         [GCPJOBS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

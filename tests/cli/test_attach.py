@@ -17,8 +17,8 @@ from tests.waiting import wait_for
 
 
 @pytest.fixture()
-def private_env(emulator_factory: object, tmp_path: Path) -> dict[str, str]:
-    server: EmulatorProcess = emulator_factory()  # type: ignore[operator]
+def private_env(emulator_process_factory: object, tmp_path: Path) -> dict[str, str]:
+    server: EmulatorProcess = emulator_process_factory()  # type: ignore[operator]
     return clean_env(GCPJOBS_EMULATOR_HOST=server.grpc_address,
                      GCPJOBS_DATA_DIR=str(tmp_path / "gcpjobs-data"))
 

@@ -1,4 +1,6 @@
-"""The `gcpjobs` command, run as a real process against an emulator on a real socket."""
+"""The `gcpjobs` command against an emulator on a real socket: in this process, and as the
+real console script where the process is the point (its exit, Ctrl-C, the emulator's own
+commands)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from tests.cli.support import (
     assert_one_line_error,
     clean_env,
     gcpjobs,
+    gcpjobs_process,
     job_file,
     python_job,
 )
@@ -26,7 +29,7 @@ from tests.waiting import wait_for
 
 
 def test_version(env: dict[str, str]) -> None:
-    result = gcpjobs("--version", env=env)
+    result = gcpjobs_process("--version", env=env)
     assert result.returncode == 0
     assert result.stdout.startswith("gcpjobs ")
 
@@ -84,7 +87,7 @@ def test_bad_arguments_are_one_line_and_exit_2(
 def test_bad_emulator_flags_are_one_line_and_exit_2(
     tmp_path: Path, args: list[str], fragment: str
 ) -> None:
-    result = gcpjobs(
+    result = gcpjobs_process(
         "emulator", "start", "--data-dir", str(tmp_path), *args, env=clean_env(), timeout=30
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -149,7 +152,7 @@ def test_run_succeeds_and_reports_each_state(
 
 def test_run_failure_exits_1_with_the_exit_status(tmp_path: Path, env: dict[str, str]) -> None:
     path = python_job(tmp_path, "import sys; sys.exit(3)")
-    result = gcpjobs("run", str(path), env=env)
+    result = gcpjobs_process("run", str(path), env=env)
     assert result.returncode == 1
     assert "FAILED" in result.stdout
     assert "non-zero status of 3" in result.stdout
@@ -181,7 +184,7 @@ def test_detach_then_status_list_and_cancel(
 
 
 def test_status_of_an_unknown_job_is_one_line(env: dict[str, str]) -> None:
-    result = gcpjobs("status", "123456789", env=env)
+    result = gcpjobs_process("status", "123456789", env=env)
     assert result.returncode == 1
     assert_one_line_error(result, "NOT_FOUND")
 
@@ -244,15 +247,16 @@ def test_emulator_commands_and_embedded_default(tmp_path: Path) -> None:
     """With no project configured, `gcpjobs run` starts the embedded emulator in the background."""
     env = clean_env(GCPJOBS_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"))
     try:
-        result = gcpjobs("run", str(python_job(tmp_path, "print('embedded')")), env=env, timeout=120)
+        result = gcpjobs_process("run", str(python_job(tmp_path, "print('embedded')")), env=env,
+                                 timeout=120)
         assert result.returncode == 0, result.stderr
         assert "SUCCEEDED" in result.stdout
 
-        status = gcpjobs("emulator", "status", env=env)
+        status = gcpjobs_process("emulator", "status", env=env)
         assert status.returncode == 0, status.stderr
         assert "grpc=" in status.stdout + status.stderr
     finally:
-        stopped = gcpjobs("emulator", "stop", env=env)
+        stopped = gcpjobs_process("emulator", "stop", env=env)
     assert stopped.returncode == 0, stopped.stderr
-    after = gcpjobs("emulator", "status", env=env)
+    after = gcpjobs_process("emulator", "status", env=env)
     assert after.returncode != 0

@@ -1,5 +1,6 @@
-"""`gcpjobs` with Cloud Run jobs and with base job templates, as real processes against the
-emulator; results checked with the official `run_v2` clients."""
+"""`gcpjobs` with Cloud Run jobs and with base job templates, in this process (`template show`
+as the real console script) against the emulator; results checked with the official `run_v2`
+clients."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
 
 from gcpjobs.emulator.process import EmulatorProcess
 from gcpjobs.specs.templates import JobTemplate
-from tests.cli.support import assert_one_line_error, gcpjobs, job_file, python_job
+from tests.cli.support import assert_one_line_error, gcpjobs, gcpjobs_process, job_file, python_job
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +138,7 @@ def test_preview_of_a_cloud_run_job_is_the_create_job_request(
 def test_template_show_prints_a_template_that_loads_back(
     tmp_path: Path, env: dict[str, str], kind: str
 ) -> None:
-    result = gcpjobs("template", "show", kind, env=env)
+    result = gcpjobs_process("template", "show", kind, env=env)
     assert result.returncode == 0, result.stderr
     template = JobTemplate.from_mapping(yaml.safe_load(result.stdout))
     assert "image" in template.variable_names()

@@ -15,7 +15,7 @@ from google.api_core import exceptions as core_exceptions
 from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
 
 from gcpjobs.emulator.process import EmulatorProcess
-from tests.cli.support import clean_env, gcpjobs, python_job
+from tests.cli.support import clean_env, gcpjobs, gcpjobs_process, python_job
 
 # An environment value that must never reach the history (it keeps a digest of the request).
 PLAIN_VALUE = "value-that-stays-out-of-history-7f3a"
@@ -80,14 +80,14 @@ def test_logs_of_a_deleted_cloud_run_execution_are_read_from_logging(
 def test_history_lists_the_run_with_its_final_state_and_no_values(
     cloud_run: FinishedRun,
 ) -> None:
-    listed = gcpjobs("history", "--json", env=cloud_run.env)
+    listed = gcpjobs_process("history", "--json", env=cloud_run.env)
     assert listed.returncode == 0, listed.stderr
     newest = json.loads(listed.stdout)[0]
     assert newest["name"] == cloud_run.name and newest["kind"] == "cloud-run"
     assert newest["state"] == "SUCCEEDED" and newest["endTime"] is not None
     assert newest["specDigest"].startswith("sha256:") and newest["submissionId"]
     # Piped, the table keeps every name whole.
-    table = gcpjobs("history", "--limit", "1", env=cloud_run.env)
+    table = gcpjobs_process("history", "--limit", "1", env=cloud_run.env)
     assert table.returncode == 0, table.stderr
     assert cloud_run.name in table.stdout.splitlines()[1]
 

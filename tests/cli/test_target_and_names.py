@@ -1,8 +1,9 @@
 """Issue 12, findings 2, 4 and 7: the CLI says where it sends, can be forced onto the emulator,
 finds jobs by the name the user gave them, lists them whole, and cancels both kinds alike.
 
-Every command runs as a real `gcpjobs` process; "a configured gcloud project" is a throwaway
-CLOUDSDK_CONFIG written by the real gcloud CLI.
+Commands run in this process (tests/cli/inprocess.py), the GCP target one as a real `gcpjobs`
+process; "a configured gcloud project" is a throwaway CLOUDSDK_CONFIG written by the real
+gcloud CLI.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gcpjobs.emulator.process import EmulatorProcess
-from tests.cli.support import assert_one_line_error, clean_env, gcpjobs, python_job
+from tests.cli.support import assert_one_line_error, clean_env, gcpjobs, gcpjobs_process, python_job
 
 PROJECT = "real-project-never-used"
 
@@ -65,7 +66,8 @@ def test_emulator_flag_and_variable_win_over_a_configured_gcloud_project(tmp_pat
 
 def test_without_the_flag_it_says_it_would_go_to_gcp_before_sending(tmp_path: Path) -> None:
     env = gcloud_configured(tmp_path)
-    result = gcpjobs("run", "--detach", str(python_job(tmp_path, "pass")), env=env, timeout=120)
+    result = gcpjobs_process("run", "--detach", str(python_job(tmp_path, "pass")), env=env,
+                             timeout=120)
     # No credentials here: it fails, but only after saying where it was going.
     assert result.returncode == 1
     lines = result.stderr.splitlines()

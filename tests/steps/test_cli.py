@@ -1,5 +1,6 @@
-"""`gcpjobs step result NAME`, as a real process: the outcome of a step fetched from its job,
-and a one-line error for each wrong input."""
+"""`gcpjobs step result NAME` (in this process; a step that raised through the real console
+script): the outcome of a step fetched from its job, and a one-line error for each wrong
+input."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from google.cloud import aiplatform_v1
 from gcpjobs import run_remote
 from gcpjobs.clients.vertex import VertexClient
 from gcpjobs.specs.vertex import VertexJob
-from tests.cli.support import assert_one_line_error, gcpjobs
+from tests.cli.support import assert_one_line_error, gcpjobs, gcpjobs_process
 from tests.clients.conftest import target_for
 from tests.steps import functions
 from tests.steps.conftest import StepEnv, step_job, unique_label
@@ -47,7 +48,7 @@ def test_writes_the_value_to_a_file(
 
 def test_a_step_that_raised(step_env: StepEnv, jobs: aiplatform_v1.JobServiceClient) -> None:
     name = finished_step(jobs, functions.fail, "no data")
-    result = gcpjobs("step", "result", name, env=step_env.env)
+    result = gcpjobs_process("step", "result", name, env=step_env.env)
     assert result.returncode == 1
     assert "raise ValueError(message)" in result.stderr  # the job's traceback
     assert result.stderr.strip().splitlines()[-1] == (
